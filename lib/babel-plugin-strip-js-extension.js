@@ -1,0 +1,33 @@
+'use strict';
+
+/**
+ * The server core (`server/src/core/`) is also bundled into test-support so the fake server runs the
+ * real semantics. It is written for Node ESM, where relative imports must end in `.js`; Ember's AMD
+ * loader names modules without extensions, so the build drops that suffix from relative specifiers.
+ */
+module.exports = function stripJsExtension() {
+  function rewrite(source) {
+    if (
+      source &&
+      typeof source.value === 'string' &&
+      source.value.startsWith('.') &&
+      source.value.endsWith('.js')
+    ) {
+      source.value = source.value.slice(0, -3);
+    }
+  }
+  return {
+    name: 'ember-presence-strip-js-extension',
+    visitor: {
+      ImportDeclaration(path) {
+        rewrite(path.node.source);
+      },
+      ExportNamedDeclaration(path) {
+        rewrite(path.node.source);
+      },
+      ExportAllDeclaration(path) {
+        rewrite(path.node.source);
+      },
+    },
+  };
+};

@@ -1,0 +1,133 @@
+import type { Audience, BusMessage, ChannelConfig, ChannelState, PresenceUser } from './types.js';
+
+/**
+ * How a presence change is published, resolved from the channel config by the core and handed to the
+ * store with every state-changing call. The store keeps the latest one per channel so that the sweep
+ * (which has no config at hand) publishes with the same rules.
+ */
+export interface PublishRules {
+  /** Publish `count_delta` instead of identities. */
+  countOnly: boolean;
+  /** Who receives the change messages; `null` → nobody may view: state changes, nothing is published. */
+  audience: Audience | null;
+}
+
+/** The outcome of one `present` / `leave`. */
+export interface PresenceResult {
+  /** The user's membership changed (first client entered / last client left). */
+  changed: boolean;
+  /** The change message that was published, if any. */
+  message: BusMessage | null;
+}
+
+/** The outcome of one sweep pass. */
+export interface SweepResult {
+  /** Clients removed because their expiry passed. */
+  expiredClients: number;
+  /** One message per channel that lost users (only for channels with an audience). */
+  messages: BusMessage[];
+}
+
+/** A fixed-window counter hit. */
+export interface RateLimitResult {
+  allowed: boolean;
+  /** Hits in the current window, this one included. */
+  count: number;
+  /** Milliseconds until the window resets. */
+  resetMs: number;
+}
+
+/** A cached prefix-callback result; `config: null` is a cached "not found". */
+export interface CachedConfig {
+  config: ChannelConfig | null;
+}
+
+/** Called for every message published anywhere in the deployment (all server processes). */
+export type BusListener = (message: BusMessage) => void;
+
+/**
+ * The storage contract behind the presence server and its message bus. Two implementations pass one
+ * shared contract suite (`server/test/store-contract.ts`): `MemoryStore` (one process, no dependencies,
+ * also runs in the browser for the test-support fake) and `RedisStore` (Lua scripts, many processes,
+ * Redis Cluster).
+ *
+ * Rules every implementation keeps:
+ * - Presence state and the bus backlog live together, so a state-changing call updates the state,
+ *   appends the change message to the backlog of `/presence<channel>`, assigns its id (consecutive from 1
+ *   per bus channel) and notifies `subscribe` listeners as ONE atomic step, and `state()` returns a
+ *   `last_message_id` consistent with the users it returns.
+ * - Time is always passed in (`now`, ms since epoch); stores never read a clock of their own, so tests
+ *   inject one and never sleep.
+ * - Channel names are already validated by the core; stores treat them as opaque strings.
+ *
+ * Lifecycle: construct, use, `close()`. After `close()` every call rejects.
+ */
+export interface PresenceStore {
+  /**
+   * Records `clientId` of `user` as present in `channel` until `now + timeoutMs`. Publishes
+   * `{entering_users:[user]}` (or `{count_delta:1}`) when this is the user's first client; a repeated call is
+   * a heartbeat that only extends the expiry.
+   */
+  present(
+    channel: string,
+    user: PresenceUser,
+    clientId: string,
+    timeoutMs: number,
+    rules: PublishRules,
+    now: number,
+  ): Promise<PresenceResult>;
+
+  /**
+   * Removes `clientId` of `userId` from `channel`. Publishes `{leaving_user_ids:[id]}` (or
+   * `{count_delta:-1}`) when it was the user's last client. Unknown clients are a silent no-op.
+   * `rules: null` → use the rules stored by the last `present` on this channel.
+   */
+  leave(
+    channel: string,
+    userId: number,
+    clientId: string,
+    rules: PublishRules | null,
+    now: number,
+  ): Promise<PresenceResult>;
+
+  /** The channel's users (omitted when `countOnly`), count and `last_message_id`, read atomically. */
+  state(channel: string, countOnly: boolean, now: number): Promise<ChannelState>;
+
+  /**
+   * Removes every client whose expiry is `<= now`, across all channels, without scanning channels that
+   * have nothing due. Publishes at most one message per channel listing every user that left. Safe to run
+   * concurrently from many processes: each expiry is announced exactly once.
+   */
+  sweep(now: number): Promise<SweepResult>;
+
+  /** Appends a message to a bus channel's backlog and notifies listeners everywhere. */
+  publish(channel: string, data: unknown, audience: Audience, now: number): Promise<BusMessage>;
+
+  /** Messages of `channel` with `message_id > afterId`, oldest first (at most the backlog cap). */
+  backlog(channel: string, afterId: number): Promise<BusMessage[]>;
+
+  /** The newest message id of each channel (0 when it has none). */
+  lastIds(channels: readonly string[]): Promise<Record<string, number>>;
+
+  /**
+   * Follows messages published on `channels` by any process. Returns a function that stops following.
+   * Implementations share one underlying subscription per process.
+   */
+  subscribe(channels: readonly string[], listener: BusListener): Promise<() => Promise<void>>;
+
+  /** The cached config of a channel, or `undefined` when nothing (or an expired entry) is cached. */
+  getConfig(channel: string, now: number): Promise<CachedConfig | undefined>;
+  /** Caches a prefix-callback result (`null` = not found) for `ttlMs`. */
+  setConfig(channel: string, config: ChannelConfig | null, ttlMs: number, now: number): Promise<void>;
+  /** Drops a cached config, for every process. */
+  deleteConfig(channel: string): Promise<void>;
+
+  /** Counts one hit on `key` in a fixed window of `windowMs`, shared by all processes. */
+  hit(key: string, windowMs: number, now: number): Promise<RateLimitResult>;
+
+  /** Resolves when the store is reachable; rejects otherwise (used by `/healthz`). */
+  ping(): Promise<void>;
+
+  /** Releases connections and timers. */
+  close(): Promise<void>;
+}

@@ -126,6 +126,7 @@ export default ts.config(
       '.stylelintrc.js',
       '.template-lintrc.js',
       'ember-cli-build.js',
+      'lib/**/*.js',
     ],
     plugins: {
       n,

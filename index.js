@@ -35,7 +35,8 @@ module.exports = {
    * touched: they mount the server themselves.
    */
   async serverMiddleware({ app }) {
-    if (this.project.root !== this.root || process.env.PRESENCE_MOUNT === '0') return;
+    if (this.project.root !== this.root || process.env.PRESENCE_MOUNT === '0')
+      return;
     const { register } = await import('tsx/esm/api');
     register();
     const { mountDevServer } = await import('./server/src/dev-mount.ts');

@@ -1,4 +1,10 @@
-import type { Audience, BusMessage, ChannelConfig, ChannelState, PresenceUser } from './types.js';
+import type {
+  Audience,
+  BusMessage,
+  ChannelConfig,
+  ChannelState,
+  PresenceUser,
+} from './types.js';
 
 /**
  * How a presence change is published, resolved from the channel config by the core and handed to the
@@ -90,8 +96,16 @@ export interface PresenceStore {
     now: number,
   ): Promise<PresenceResult>;
 
-  /** The channel's users (omitted when `countOnly`), count and `last_message_id`, read atomically. */
-  state(channel: string, countOnly: boolean, now: number): Promise<ChannelState>;
+  /**
+   * The channel's users (omitted when `countOnly`; sorted by id), count and `last_message_id`, read
+   * atomically. Clients past their expiry that the sweep has not removed yet are still included: their
+   * leave message is still to come, so the snapshot stays consistent with `last_message_id`.
+   */
+  state(
+    channel: string,
+    countOnly: boolean,
+    now: number,
+  ): Promise<ChannelState>;
 
   /**
    * Removes every client whose expiry is `<= now`, across all channels, without scanning channels that
@@ -101,7 +115,12 @@ export interface PresenceStore {
   sweep(now: number): Promise<SweepResult>;
 
   /** Appends a message to a bus channel's backlog and notifies listeners everywhere. */
-  publish(channel: string, data: unknown, audience: Audience, now: number): Promise<BusMessage>;
+  publish(
+    channel: string,
+    data: unknown,
+    audience: Audience,
+    now: number,
+  ): Promise<BusMessage>;
 
   /** Messages of `channel` with `message_id > afterId`, oldest first (at most the backlog cap). */
   backlog(channel: string, afterId: number): Promise<BusMessage[]>;
@@ -110,20 +129,41 @@ export interface PresenceStore {
   lastIds(channels: readonly string[]): Promise<Record<string, number>>;
 
   /**
-   * Follows messages published on `channels` by any process. Returns a function that stops following.
-   * Implementations share one underlying subscription per process.
+   * Follows messages published on `channels` by any process. Resolves once the subscription is live
+   * (messages published afterwards are delivered); returns a function that stops following (calling it
+   * twice is harmless). Implementations share one underlying subscription per process, ref-counted per
+   * channel. MemoryStore calls listeners synchronously right after the state change; RedisStore calls
+   * them when the message comes back through sharded pub/sub, so after the publishing call resolved.
+   * Listeners must treat messages as read-only (one object is shared by all listeners of a message).
    */
-  subscribe(channels: readonly string[], listener: BusListener): Promise<() => Promise<void>>;
+  subscribe(
+    channels: readonly string[],
+    listener: BusListener,
+  ): Promise<() => Promise<void>>;
 
   /** The cached config of a channel, or `undefined` when nothing (or an expired entry) is cached. */
   getConfig(channel: string, now: number): Promise<CachedConfig | undefined>;
   /** Caches a prefix-callback result (`null` = not found) for `ttlMs`. */
-  setConfig(channel: string, config: ChannelConfig | null, ttlMs: number, now: number): Promise<void>;
+  setConfig(
+    channel: string,
+    config: ChannelConfig | null,
+    ttlMs: number,
+    now: number,
+  ): Promise<void>;
   /** Drops a cached config, for every process. */
   deleteConfig(channel: string): Promise<void>;
 
-  /** Counts one hit on `key` in a fixed window of `windowMs`, shared by all processes. */
-  hit(key: string, windowMs: number, now: number): Promise<RateLimitResult>;
+  /**
+   * Counts one hit on `key` in a fixed window of `windowMs` that opens at the first hit, shared by all
+   * processes. `allowed` is `count <= limit`; without `limit` every hit is allowed and the caller compares
+   * `count` itself.
+   */
+  hit(
+    key: string,
+    windowMs: number,
+    now: number,
+    limit?: number,
+  ): Promise<RateLimitResult>;
 
   /** Resolves when the store is reachable; rejects otherwise (used by `/healthz`). */
   ping(): Promise<void>;

@@ -1,0 +1,19 @@
+import { hasControlCharacters } from './channel-name.js';
+
+/**
+ * Client ids (SPEC §1): the MessageBus client id of one browser tab, chosen by the browser. Stores treat
+ * them as opaque strings; this is where their size and content are bounded.
+ */
+
+/** Longest accepted client id (MessageBus ids are 32 hex characters; this leaves room for other clients). */
+export const MAX_CLIENT_ID_LENGTH = 64;
+
+/** `true` when `clientId` is a non-blank string of at most 64 characters without control characters. */
+export function isValidClientId(clientId: unknown): clientId is string {
+  return (
+    typeof clientId === 'string' &&
+    clientId.length <= MAX_CLIENT_ID_LENGTH &&
+    clientId.trim().length > 0 &&
+    !hasControlCharacters(clientId)
+  );
+}

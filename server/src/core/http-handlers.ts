@@ -1,0 +1,257 @@
+import { isValidClientId, MAX_CLIENT_ID_LENGTH } from './client-id.js';
+import { HttpError, InvalidAccess, toErrorResponse } from './errors.js';
+import { setOwn, type PresenceCore } from './presence.js';
+import type { CurrentUser } from './types.js';
+
+/**
+ * The presence endpoints of SPEC §3 without a transport: they take the already-parsed query or body as a
+ * plain value and return the response to send. The Express routes and the in-browser fake server both call
+ * these, so validation, status codes and bodies are identical in both.
+ *
+ * Inputs are accepted in every shape the usual parsers produce for `channels[]=a&channels[]=b`:
+ * - Express 5 "simple" query parser / `urlencoded({ extended: false })`: key `channels[]`, a string for
+ *   one value, an array for several;
+ * - "extended" parser (qs) / `urlencoded({ extended: true })`: key `channels`, an array — or, past qs's
+ *   array limit, an object with index keys `{"0": …, "1": …}`;
+ * - pretender (route-recognizer): key `channels`, an array; JSON bodies: whatever the client sent.
+ * Anything else — objects, nested arrays, numbers — is a 400 `invalid_parameters`, never a throw.
+ *
+ * Errors that are not about the request (the store is down) are re-thrown for the transport's error
+ * handler, which knows how to report them (e.g. 503).
+ */
+
+/** Most channels one GET may ask for, and most entries in each list of one update. */
+export const MAX_CHANNELS_PER_REQUEST = 50;
+
+/** Default rate limit of `POST /presence/update`: 20 requests per user per 10 s, across all processes. */
+export const DEFAULT_UPDATE_RATE_LIMIT = Object.freeze({
+  max: 20,
+  windowMs: 10_000,
+});
+
+/** A transport-independent response. */
+export interface HandlerResponse {
+  status: number;
+  body: unknown;
+  headers?: Record<string, string>;
+}
+
+/** Options of {@link handleUpdate}. */
+export interface UpdateOptions {
+  /**
+   * Per-user rate limit, counted in the store so every process shares it. `false` disables it (e.g. the
+   * in-browser fake server). Default {@link DEFAULT_UPDATE_RATE_LIMIT}.
+   */
+  rateLimit?: { max?: number; windowMs?: number } | false;
+}
+
+const INDEX_KEY = /^(0|[1-9][0-9]{0,8})$/;
+
+function own(source: Record<string, unknown>, key: string): unknown {
+  return Object.prototype.hasOwnProperty.call(source, key)
+    ? source[key]
+    : undefined;
+}
+
+function hasOwn(source: Record<string, unknown>, key: string): boolean {
+  return (
+    Object.prototype.hasOwnProperty.call(source, key) &&
+    source[key] !== undefined
+  );
+}
+
+function asRecord(value: unknown): Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+    ? (value as Record<string, unknown>)
+    : {};
+}
+
+/**
+ * The items of one parameter value: a string is a list of one; an array is itself; an object keyed only by
+ * indices is what qs makes of an array longer than its `arrayLimit`. `null` for anything else.
+ */
+function listItems(value: unknown): readonly unknown[] | null {
+  if (typeof value === 'string') return [value];
+  if (Array.isArray(value)) return value as readonly unknown[];
+  if (typeof value !== 'object' || value === null) return null;
+  const keys = Object.keys(value);
+  if (keys.length === 0 || !keys.every((key) => INDEX_KEY.test(key)))
+    return null;
+  return keys
+    .map(Number)
+    .sort((a, b) => a - b)
+    .map((index) => (value as Record<string, unknown>)[String(index)]);
+}
+
+/**
+ * Reads list parameter `name` from `name[]` and `name` (both if both are present), deduplicated in order.
+ * `undefined` when absent; throws a 400 when present but not strings, or with more than 50 unique names.
+ * Stops at the 51st unique name, so a huge list costs no more than a small one.
+ */
+function readList(
+  source: Record<string, unknown>,
+  name: string,
+): string[] | undefined {
+  const values = [own(source, `${name}[]`), own(source, name)].filter(
+    (value) => value !== undefined,
+  );
+  if (values.length === 0) return undefined;
+  const unique = new Set<string>();
+  for (const value of values) {
+    const items = listItems(value);
+    if (!items)
+      throw HttpError.invalidParameters(
+        `${name}[] must be an array of channel names`,
+      );
+    for (const item of items) {
+      if (typeof item !== 'string') {
+        throw HttpError.invalidParameters(
+          `${name}[] must be an array of channel names`,
+        );
+      }
+      unique.add(item);
+      if (unique.size > MAX_CHANNELS_PER_REQUEST) {
+        throw HttpError.invalidParameters(
+          `${name}[] may list at most ${MAX_CHANNELS_PER_REQUEST} channels`,
+        );
+      }
+    }
+  }
+  return [...unique];
+}
+
+async function respond(
+  work: () => Promise<HandlerResponse>,
+): Promise<HandlerResponse> {
+  try {
+    return await work();
+  } catch (err) {
+    if (!(err instanceof HttpError)) throw err;
+    const { status, body, headers } = toErrorResponse(err);
+    return headers ? { status, body, headers } : { status, body };
+  }
+}
+
+/**
+ * `GET /presence/get` (SPEC §3.1). Login is not required (`user` may be `null`).
+ * - `channels[]=<name>` (repeated): 200 with `{ "<name>": state | null }`; duplicates removed; missing,
+ *   empty, not strings or more than 50 unique names → 400 `invalid_parameters`.
+ * - legacy `channel=<name>`: 200 with the bare state, or 404 `not_found` when the channel does not exist
+ *   or may not be viewed.
+ *
+ * @example
+ * router.get('/presence/get', async (req, res) => {
+ *   const { status, body, headers } = await handleGet(presence, req.query, await currentUser(req));
+ *   res.status(status).set(headers ?? {}).json(body);
+ * });
+ */
+export function handleGet(
+  core: PresenceCore,
+  query: unknown,
+  user: CurrentUser | null,
+): Promise<HandlerResponse> {
+  return respond(async () => {
+    const params = asRecord(query);
+    const hasList = hasOwn(params, 'channels') || hasOwn(params, 'channels[]');
+    if (hasOwn(params, 'channel')) {
+      if (hasList)
+        throw HttpError.invalidParameters(
+          'use either channels[] or channel, not both',
+        );
+      const name = own(params, 'channel');
+      if (typeof name !== 'string')
+        throw HttpError.invalidParameters('channel must be one channel name');
+      const state = await core.state(name, user);
+      if (!state) throw HttpError.notFound();
+      return { status: 200, body: state };
+    }
+    const names = readList(params, 'channels');
+    if (!names) throw HttpError.invalidParameters('channels[] is required');
+    if (names.length === 0)
+      throw HttpError.invalidParameters(
+        'channels[] must name at least one channel',
+      );
+    return { status: 200, body: await core.states(names, user) };
+  });
+}
+
+/**
+ * `POST /presence/update` (SPEC §3.2). Needs a user (else 403 `not_logged_in`) and is rate limited per
+ * user (429 `rate_limit` with `Retry-After`). Body: `client_id` (non-blank, ≤ 64 chars) and optional
+ * `present_channels[]` / `leave_channels[]` (≤ 50 each). All presents are applied, then all leaves; the
+ * response maps each present channel to `true`, or `false` when it does not exist or the user may not
+ * enter it. Leaves never appear in the response and never fail.
+ *
+ * CSRF protection is the transport's job and must run before this.
+ */
+export function handleUpdate(
+  core: PresenceCore,
+  body: unknown,
+  user: CurrentUser | null,
+  options: UpdateOptions = {},
+): Promise<HandlerResponse> {
+  return respond(async () => {
+    if (!user) throw HttpError.notLoggedIn();
+    await enforceRateLimit(core, user, options.rateLimit);
+
+    const params = asRecord(body);
+    const clientId = own(params, 'client_id');
+    if (!isValidClientId(clientId)) {
+      throw HttpError.invalidParameters(
+        `client_id must be a non-blank string of at most ${MAX_CLIENT_ID_LENGTH} characters`,
+      );
+    }
+    const presentNames = readList(params, 'present_channels') ?? [];
+    const leaveNames = readList(params, 'leave_channels') ?? [];
+
+    const presents = await Promise.allSettled(
+      presentNames.map((name) => core.present(user, name, clientId)),
+    );
+    const response: Record<string, boolean> = {};
+    presents.forEach((outcome, index) => {
+      if (
+        outcome.status === 'rejected' &&
+        !(outcome.reason instanceof InvalidAccess)
+      )
+        throw outcome.reason;
+      setOwn(
+        response,
+        presentNames[index] as string,
+        outcome.status === 'fulfilled',
+      );
+    });
+
+    await Promise.all(
+      leaveNames.map((name) => core.leave(user, name, clientId)),
+    );
+    return { status: 200, body: response };
+  });
+}
+
+async function enforceRateLimit(
+  core: PresenceCore,
+  user: CurrentUser,
+  limit: UpdateOptions['rateLimit'],
+): Promise<void> {
+  if (limit === false) return;
+  const max = limit?.max ?? DEFAULT_UPDATE_RATE_LIMIT.max;
+  const windowMs = limit?.windowMs ?? DEFAULT_UPDATE_RATE_LIMIT.windowMs;
+  if (
+    !Number.isSafeInteger(max) ||
+    max < 1 ||
+    !Number.isSafeInteger(windowMs) ||
+    windowMs < 1
+  ) {
+    throw new TypeError(
+      'ember-presence: rateLimit needs an integer `max` >= 1 and an integer `windowMs` >= 1',
+    );
+  }
+  const result = await core.store.hit(
+    `presence-update:${user.id}`,
+    windowMs,
+    Math.floor(core.clock()),
+    max,
+  );
+  if (!result.allowed || result.count > max)
+    throw HttpError.rateLimited(result.resetMs / 1000);
+}

@@ -1,0 +1,63 @@
+--[[
+  Sweeps one presence channel: removes every client whose expiry is <= now and publishes ONE message
+  listing every user who left ({"leaving_user_ids":[..]} or {"count_delta":-n}; a user with another live
+  client did not leave, so a zero delta is never published). Atomic, so two sweepers running at once
+  announce each expiry exactly once: the second finds nothing left to remove.
+  Re-computes the channel's next due time (its earliest remaining expiry) for the sweep index.
+
+  KEYS[1] clients   ZSET  "<userId>:<clientId>" -> expiry (ms)
+  KEYS[2] users     HASH  userId -> number of present clients
+  KEYS[3] profiles  HASH  userId -> user JSON
+  KEYS[4] info      HASH  count_only, publish, audience, due
+  KEYS[5] busMeta   HASH  id, gid
+  KEYS[6] busLog    ZSET  message_id -> message JSON
+  KEYS[7] shard channel of the bus channel
+
+  ARGV[1] now             ms
+  ARGV[2] busChannelJson
+  ARGV[3] backlogSize
+  ARGV[4] channelTtlMs
+  ARGV[5] backlogTtlMs
+  ARGV[6] idsPerMs
+
+  Returns { expiredClients, nextDue (ms string) | nil when the channel is empty, message JSON | nil }
+]]
+local rcall = redis.call
+local clientsKey, usersKey, profilesKey, infoKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local busMetaKey, busLogKey, shardChannel = KEYS[5], KEYS[6], KEYS[7]
+local now, busChannelJson, backlogSize = ARGV[1], ARGV[2], ARGV[3]
+local channelTtlMs, backlogTtlMs, idsPerMs = ARGV[4], ARGV[5], ARGV[6]
+
+-- @include append-message
+
+local expired = rcall('ZRANGEBYSCORE', clientsKey, '-inf', now)
+local leftUserIds = {}
+for _, member in ipairs(expired) do
+  local userId = string.sub(member, 1, string.find(member, ':', 1, true) - 1)
+  if rcall('HINCRBY', usersKey, userId, -1) <= 0 then
+    rcall('HDEL', usersKey, userId)
+    rcall('HDEL', profilesKey, userId)
+    leftUserIds[#leftUserIds + 1] = userId
+  end
+end
+if #expired > 0 then rcall('ZREMRANGEBYSCORE', clientsKey, '-inf', now) end
+
+local nextDue = rcall('ZRANGE', clientsKey, 0, 0, 'WITHSCORES')[2] or false
+if nextDue then rcall('HSET', infoKey, 'due', nextDue) else rcall('HDEL', infoKey, 'due') end
+
+local message = false
+if #expired > 0 then
+  touchChannel({clientsKey, usersKey, profilesKey, infoKey}, {busMetaKey, busLogKey}, channelTtlMs, backlogTtlMs)
+  local rules = rcall('HMGET', infoKey, 'count_only', 'publish', 'audience')
+  if #leftUserIds > 0 and rules[2] == '1' then
+    local data
+    if rules[1] == '1' then
+      data = '{"count_delta":-' .. #leftUserIds .. '}'
+    else
+      data = '{"leaving_user_ids":[' .. table.concat(leftUserIds, ',') .. ']}'
+    end
+    message = appendMessage(busMetaKey, busLogKey, shardChannel, busChannelJson, data, rules[3] or '', now,
+      backlogSize, backlogTtlMs, idsPerMs)
+  end
+end
+return {#expired, nextDue, message}

@@ -1,0 +1,179 @@
+/**
+ * Every Redis key (and shard channel) the RedisStore uses, built in one place.
+ *
+ * Layout, for prefix `ep:` and presence channel `/site/online` (bus channel `/presence/site/online`):
+ *
+ * ```
+ * ep:{/presence/site/online}p|clients    ZSET  "<userId>:<clientId>" -> expiry ms
+ * ep:{/presence/site/online}p|users      HASH  userId -> present clients
+ * ep:{/presence/site/online}p|profiles   HASH  userId -> user JSON
+ * ep:{/presence/site/online}p|info       HASH  publish rules + due (sweep index score)
+ * ep:{/presence/site/online}b|meta       HASH  id (last message_id), gid (last global_id)
+ * ep:{/presence/site/online}b|log        ZSET  message_id -> message JSON (the backlog)
+ * ep:{/presence/site/online}b|pubsub     shard channel (SPUBLISH / SSUBSCRIBE)
+ * ep:sweep|3                             ZSET  presence channel -> due ms (one shard of the sweep index)
+ * ep:config|/site/online                 STRING cached config JSON (PX TTL)
+ * ep:rate|<key>                          HASH  start, count (PX TTL)
+ * ```
+ *
+ * Why it is shaped this way:
+ * - The hash tag is the BUS channel name, so a presence channel's keys, its backlog and its shard channel
+ *   all land in one cluster slot and one Lua script may touch them all.
+ * - Collisions between channel names are impossible: `escapeKeyPart` is injective and removes every `{`
+ *   and `}`, so the tag always ends at our own `}` and contains the whole (escaped) name; what follows it
+ *   is one of a fixed set of suffixes. Keys without a tag (config, rate) escape the name too, so a name
+ *   containing braces cannot create an accidental tag.
+ * - The sweep index is split into shards (each its own key, so its own slot) so no single key sits on
+ *   the path of every channel.
+ */
+
+/** The default key prefix: short, and names the owner in `redis-cli --scan`. */
+export const DEFAULT_KEY_PREFIX = 'ep:';
+
+/** The default number of sweep index shards. Every process sharing a Redis must use the same number. */
+export const DEFAULT_SWEEP_SHARDS = 16;
+
+/** The keys one presence channel's scripts touch, in the KEYS order of the presence-*.lua scripts. */
+export interface PresenceKeys {
+  clients: string;
+  users: string;
+  profiles: string;
+  info: string;
+  bus: BusKeys;
+}
+
+/** The keys of one bus channel, in the KEYS order of bus-publish.lua. */
+export interface BusKeys {
+  meta: string;
+  log: string;
+  /** The shard channel its messages are SPUBLISHed on. */
+  pubsub: string;
+}
+
+/** KEYS of the presence-*.lua scripts, in their documented order. */
+export function presenceScriptKeys(keys: PresenceKeys): string[] {
+  return [
+    keys.clients,
+    keys.users,
+    keys.profiles,
+    keys.info,
+    keys.bus.meta,
+    keys.bus.log,
+    keys.bus.pubsub,
+  ];
+}
+
+/**
+ * Encodes `%`, `{` and `}` as `%25`, `%7B`, `%7D`: injective, and the result contains no brace, so it
+ * can sit inside a hash tag.
+ */
+export function escapeKeyPart(value: string): string {
+  return value.replace(
+    /[%{}]/g,
+    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`,
+  );
+}
+
+/** Checks a key prefix: any string without braces (a brace would change every key's hash slot). */
+export function checkKeyPrefix(prefix: string): string {
+  if (typeof prefix !== 'string' || /[{}]/.test(prefix)) {
+    throw new TypeError(
+      `keyPrefix must be a string without "{" or "}", got ${JSON.stringify(prefix)}`,
+    );
+  }
+  return prefix;
+}
+
+/** FNV-1a, 32 bit: a stable, dependency-free way to spread channels over the sweep index shards. */
+function fnv1a(value: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < value.length; i++) {
+    hash ^= value.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return hash >>> 0;
+}
+
+/**
+ * Builds every key of one store.
+ *
+ * @example
+ * const keys = new RedisKeys('ep:', 16);
+ * keys.presence('/site/online').clients; // 'ep:{/presence/site/online}p|clients'
+ */
+export class RedisKeys {
+  readonly prefix: string;
+  readonly sweepShards: number;
+
+  constructor(
+    prefix: string = DEFAULT_KEY_PREFIX,
+    sweepShards: number = DEFAULT_SWEEP_SHARDS,
+  ) {
+    this.prefix = checkKeyPrefix(prefix);
+    if (
+      !Number.isSafeInteger(sweepShards) ||
+      sweepShards < 1 ||
+      sweepShards > 1024
+    ) {
+      throw new TypeError(
+        `sweepShards must be an integer from 1 to 1024, got ${String(sweepShards)}`,
+      );
+    }
+    this.sweepShards = sweepShards;
+  }
+
+  /** Keys of a bus channel (`/presence/site/online`, or any channel used with `publish`). */
+  bus(busChannel: string): BusKeys {
+    const base = `${this.prefix}{${escapeKeyPart(busChannel)}}`;
+    return {
+      meta: `${base}b|meta`,
+      log: `${base}b|log`,
+      pubsub: `${base}b|pubsub`,
+    };
+  }
+
+  /** Keys of a presence channel (`/site/online`), tagged with its bus channel `/presence/site/online`. */
+  presence(channel: string): PresenceKeys {
+    const busChannel = `/presence${channel}`;
+    const base = `${this.prefix}{${escapeKeyPart(busChannel)}}`;
+    return {
+      clients: `${base}p|clients`,
+      users: `${base}p|users`,
+      profiles: `${base}p|profiles`,
+      info: `${base}p|info`,
+      bus: this.bus(busChannel),
+    };
+  }
+
+  /** The sweep index shard a presence channel is indexed in. */
+  sweepShardOf(channel: string): string {
+    return this.sweepShard(fnv1a(channel) % this.sweepShards);
+  }
+
+  /** Sweep index shard number `index` (0-based). */
+  sweepShard(index: number): string {
+    return `${this.prefix}sweep|${index}`;
+  }
+
+  /** All sweep index shards. */
+  allSweepShards(): string[] {
+    return Array.from({ length: this.sweepShards }, (_, i) =>
+      this.sweepShard(i),
+    );
+  }
+
+  /** The cached config of a presence channel. */
+  config(channel: string): string {
+    return `${this.prefix}config|${escapeKeyPart(channel)}`;
+  }
+
+  /** A rate-limit window. */
+  rateLimit(key: string): string {
+    return `${this.prefix}rate|${escapeKeyPart(key)}`;
+  }
+
+  /** A glob matching every key of this prefix (for cleanup in tests and tools). */
+  pattern(): string {
+    return `${this.prefix.replace(/[*?[\]\\]/g, '\\$&')}*`;
+  }
+}

@@ -1,0 +1,715 @@
+import { readFileSync } from 'node:fs';
+
+import { Redis, type Cluster, type RedisOptions } from 'ioredis';
+
+import {
+  GLOBAL_IDS_PER_MS,
+  ListenerRegistry,
+  checkStoreCall,
+  presenceBusChannel,
+  retention,
+  storeArgs,
+  type RetentionOptions,
+} from '../core/memory-store.js';
+import type {
+  BusListener,
+  CachedConfig,
+  PresenceResult,
+  PresenceStore,
+  PublishRules,
+  RateLimitResult,
+  SweepResult,
+} from '../core/store.js';
+import type {
+  Audience,
+  BusMessage,
+  ChannelConfig,
+  ChannelState,
+  PresenceUser,
+} from '../core/types.js';
+import {
+  DEFAULT_KEY_PREFIX,
+  DEFAULT_SWEEP_SHARDS,
+  RedisKeys,
+  presenceScriptKeys,
+} from './keys.js';
+
+/** Options of {@link RedisStore}. Every field is optional. */
+export interface RedisStoreOptions extends RetentionOptions {
+  /**
+   * Prepended to every key and shard channel (default `ep:`). Use it, not ioredis' own `keyPrefix`
+   * (which is refused), so that keys and shard channels stay in the same hash slot. No braces.
+   */
+  keyPrefix?: string;
+  /** Number of sweep index shards (default 16). Every process sharing the Redis must use the same. */
+  sweepShards?: number;
+  /** Channels visited per sweep round trip and shard. Default 100. */
+  sweepBatchSize?: number;
+  /** ioredis options, used only when the store is constructed from a URL. */
+  redisOptions?: RedisOptions;
+  /** Receives what a `subscribe` listener throws. Default: `console.error`. */
+  onListenerError?: (error: unknown, message: BusMessage) => void;
+  /**
+   * Receives errors the store cannot return to a caller: the subscriber connection's errors, an
+   * undecodable pub/sub message, a failed sweep index write. Default: `console.error`.
+   */
+  onError?: (error: unknown, context: string) => void;
+}
+
+/** A connection the store can use: a standalone/sentinel `Redis` or a `Cluster`. */
+export type RedisConnection = Redis | Cluster;
+
+/**
+ * A present whose channel's recorded due time is this far in the past re-requests indexing: the sweep
+ * should have visited it long ago, so the index write after an earlier call was lost (a process died
+ * between the script and the ZADD). Several sweep intervals (5 s by default) of slack.
+ */
+const OVERDUE_REINDEX_MS = 30_000;
+
+/** Upper bound of index rounds per shard and sweep, so one sweep call always ends. */
+const MAX_SWEEP_ROUNDS = 100;
+
+interface ScriptSpec {
+  command: string;
+  file: string;
+  keys: number;
+  readOnly?: boolean;
+}
+
+/** One Lua file per atomic operation (server/lua/), registered once per connection with defineCommand. */
+const SCRIPTS = {
+  present: {
+    command: 'emberPresencePresent',
+    file: 'presence-present.lua',
+    keys: 7,
+  },
+  leave: { command: 'emberPresenceLeave', file: 'presence-leave.lua', keys: 7 },
+  sweep: { command: 'emberPresenceSweep', file: 'presence-sweep.lua', keys: 7 },
+  state: {
+    command: 'emberPresenceState',
+    file: 'presence-state.lua',
+    keys: 3,
+    readOnly: true,
+  },
+  publish: {
+    command: 'emberPresencePublish',
+    file: 'bus-publish.lua',
+    keys: 3,
+  },
+  rescore: {
+    command: 'emberPresenceRescore',
+    file: 'sweep-index-rescore.lua',
+    keys: 1,
+  },
+  hit: { command: 'emberPresenceHit', file: 'rate-limit-hit.lua', keys: 1 },
+} satisfies Record<string, ScriptSpec>;
+
+type ScriptName = keyof typeof SCRIPTS;
+
+/** Works from server/src/store (tsx) and from the compiled server/dist/store alike. */
+const LUA_DIR = new URL('../../lua/', import.meta.url);
+
+let luaSources: Map<ScriptName, string> | undefined;
+
+/** Reads the scripts once per process, splicing `-- @include <name>` lines with server/lua/includes/<name>.lua. */
+function loadLuaSources(): Map<ScriptName, string> {
+  if (luaSources) return luaSources;
+  const includes = new Map<string, string>();
+  const include = (name: string): string => {
+    let source = includes.get(name);
+    if (source === undefined) {
+      source = readFileSync(new URL(`includes/${name}.lua`, LUA_DIR), 'utf8');
+      includes.set(name, source);
+    }
+    return source;
+  };
+  try {
+    luaSources = readLuaSources(include);
+  } catch (error) {
+    throw new Error(
+      `RedisStore could not read its Lua scripts in ${LUA_DIR.pathname}: server/lua/ must be installed ` +
+        `next to server/src or server/dist (${String(error)})`,
+    );
+  }
+  return luaSources;
+}
+
+function readLuaSources(
+  include: (name: string) => string,
+): Map<ScriptName, string> {
+  return new Map(
+    (Object.keys(SCRIPTS) as ScriptName[]).map((name) => {
+      const source = readFileSync(new URL(SCRIPTS[name].file, LUA_DIR), 'utf8');
+      return [
+        name,
+        source.replace(/^-- @include ([\w-]+)[ \t]*$/gm, (_, file: string) =>
+          include(file),
+        ),
+      ];
+    }),
+  );
+}
+
+type ScriptCommand = (...args: (string | number)[]) => Promise<unknown>;
+
+/**
+ * The `PresenceStore` for many server processes sharing one Redis or Redis Cluster (7.0+, for sharded
+ * pub/sub).
+ *
+ * @example
+ * const store = new RedisStore(new Redis(process.env.REDIS_URL), { keyPrefix: 'myapp:presence:' });
+ * // or: new RedisStore('redis://127.0.0.1:6379'), or new RedisStore(new Cluster([{ host, port }]))
+ *
+ * How it works:
+ * - Each state-changing operation (present, leave, the sweep of one channel, publish) is ONE Lua script
+ *   in ONE round trip: it changes the state, appends the change message to the backlog of
+ *   `/presence<channel>`, assigns its consecutive `message_id` and SPUBLISHes it. No lock, no retry. All
+ *   keys a script touches share the bus channel's hash tag (see `keys.ts`), so it runs on a cluster.
+ * - The sweep index (channels by earliest expiry) is split into `sweepShards` sorted sets. A channel is
+ *   (re-)indexed only when its earliest expiry gets earlier (e.g. its first client), never on a
+ *   heartbeat; the sweeper visits due channels, runs the per-channel sweep script (which returns the next
+ *   due time) and re-scores the entry with a compare-and-set, so a concurrent present's entry wins.
+ * - `global_id` = max(previous of the channel + 1, now × 1000): no global counter, which a cluster could
+ *   not update from a per-channel script; unique and increasing per channel and time-ordered across.
+ * - Fan-out: one subscriber connection per store (`duplicate()`, or a Cluster with sharded subscribers)
+ *   SSUBSCRIBEs to the shard channels of the bus channels that have listeners, ref-counted.
+ * - Presence keys expire 24 h after their last activity, backlogs 7 days; `now` always comes from the
+ *   caller (in ARGV), never from Redis' clock.
+ *
+ * A connection passed in stays the caller's to close; one created from a URL is closed by `close()`.
+ */
+export class RedisStore implements PresenceStore {
+  readonly keys: RedisKeys;
+  readonly #redis: RedisConnection;
+  readonly #ownsConnection: boolean;
+  readonly #isCluster: boolean;
+  readonly #backlogSize: number;
+  readonly #backlogTtlMs: number;
+  readonly #channelTtlMs: number;
+  readonly #sweepBatchSize: number;
+  readonly #onError: (error: unknown, context: string) => void;
+
+  #subscriber: RedisConnection | undefined;
+  /** A bus channel is SSUBSCRIBEd while it has at least one listener here. */
+  readonly #listeners: ListenerRegistry;
+  /** Shard channel → bus channel, for the channels currently SSUBSCRIBEd. */
+  readonly #subscribed = new Map<string, string>();
+  /** Serializes SSUBSCRIBE/SUNSUBSCRIBE so that a quick unsubscribe/subscribe pair cannot interleave. */
+  #syncChain: Promise<void> = Promise.resolve();
+  #closed = false;
+
+  constructor(
+    connection: RedisConnection | string,
+    options: RedisStoreOptions = {},
+  ) {
+    this.keys = new RedisKeys(
+      options.keyPrefix ?? DEFAULT_KEY_PREFIX,
+      options.sweepShards ?? DEFAULT_SWEEP_SHARDS,
+    );
+    ({
+      backlogSize: this.#backlogSize,
+      backlogTtlMs: this.#backlogTtlMs,
+      channelTtlMs: this.#channelTtlMs,
+    } = retention(options));
+    this.#sweepBatchSize = storeArgs.count(
+      options.sweepBatchSize ?? 100,
+      'sweepBatchSize',
+    );
+    this.#listeners = new ListenerRegistry(options.onListenerError);
+    this.#onError =
+      options.onError ??
+      ((error, context) => console.error(`ember-presence: ${context}`, error));
+
+    // Everything that can throw runs before a connection is opened, so a bad option leaks nothing.
+    const sources = loadLuaSources();
+    if (typeof connection === 'string') {
+      if (options.redisOptions?.keyPrefix)
+        throw keyPrefixError(options.redisOptions.keyPrefix);
+      this.#redis = new Redis(connection, options.redisOptions ?? {});
+      this.#ownsConnection = true;
+    } else if (
+      connection &&
+      typeof (connection as Partial<Redis>).defineCommand === 'function'
+    ) {
+      this.#redis = connection;
+      this.#ownsConnection = false;
+    } else {
+      throw new TypeError(
+        'RedisStore needs an ioredis Redis or Cluster instance, or a redis:// URL',
+      );
+    }
+    this.#isCluster =
+      (this.#redis as { isCluster?: boolean }).isCluster === true;
+    const ioredisPrefix = this.#isCluster
+      ? (this.#redis as Cluster).options.keyPrefix
+      : (this.#redis as Redis).options.keyPrefix;
+    if (ioredisPrefix) throw keyPrefixError(ioredisPrefix);
+    for (const name of Object.keys(SCRIPTS) as ScriptName[]) {
+      const spec: ScriptSpec = SCRIPTS[name];
+      this.#redis.defineCommand(spec.command, {
+        lua: sources.get(name)!,
+        numberOfKeys: spec.keys,
+        readOnly: spec.readOnly ?? false,
+      });
+    }
+  }
+
+  async present(
+    channel: string,
+    user: PresenceUser,
+    clientId: string,
+    timeoutMs: number,
+    rules: PublishRules,
+    now: number,
+  ): Promise<PresenceResult> {
+    this.#assertOpen();
+    const { user: member, rules: checked } = checkStoreCall.present(
+      channel,
+      user,
+      clientId,
+      timeoutMs,
+      rules,
+      now,
+    );
+
+    const keys = this.keys.presence(channel);
+    const userJson = JSON.stringify(member);
+    const [changed, messageJson, indexAt] = (await this.#run(
+      'present',
+      presenceScriptKeys(keys),
+      [
+        `${member.id}:${clientId}`,
+        member.id,
+        userJson,
+        now + timeoutMs,
+        now,
+        checked.countOnly ? '1' : '0',
+        checked.audience ? '1' : '0',
+        checked.audience ? audienceJson(checked.audience) : '',
+        JSON.stringify(presenceBusChannel(channel)),
+        this.#backlogSize,
+        this.#channelTtlMs,
+        this.#backlogTtlMs,
+        GLOBAL_IDS_PER_MS,
+        OVERDUE_REINDEX_MS,
+      ],
+    )) as [number, string | null, string | null];
+
+    if (indexAt !== null) {
+      // Outside the script on purpose: the index shard lives in another slot. A plain ZADD (not LT): the
+      // script only asks when the due time got earlier, and the sweeper's compare-and-set must see the
+      // score change even if its stale entry was lower.
+      await this.#redis
+        .zadd(this.keys.sweepShardOf(channel), indexAt, channel)
+        .catch((error: unknown) => {
+          this.#onError(
+            error,
+            `could not index ${channel} for the sweep; a later present retries`,
+          );
+        });
+    }
+    return { changed: changed === 1, message: parseMessage(messageJson) };
+  }
+
+  async leave(
+    channel: string,
+    userId: number,
+    clientId: string,
+    rules: PublishRules | null,
+    now: number,
+  ): Promise<PresenceResult> {
+    this.#assertOpen();
+    const checked = checkStoreCall.leave(channel, userId, clientId, rules, now);
+
+    const keys = this.keys.presence(channel);
+    const [changed, messageJson] = (await this.#run(
+      'leave',
+      presenceScriptKeys(keys),
+      [
+        `${userId}:${clientId}`,
+        userId,
+        now,
+        checked ? '1' : '0',
+        checked?.countOnly ? '1' : '0',
+        checked?.audience ? '1' : '0',
+        checked?.audience ? audienceJson(checked.audience) : '',
+        JSON.stringify(presenceBusChannel(channel)),
+        this.#backlogSize,
+        this.#channelTtlMs,
+        this.#backlogTtlMs,
+        GLOBAL_IDS_PER_MS,
+      ],
+    )) as [number, string | null];
+    return { changed: changed === 1, message: parseMessage(messageJson) };
+  }
+
+  async state(
+    channel: string,
+    countOnly: boolean,
+    now: number,
+  ): Promise<ChannelState> {
+    this.#assertOpen();
+    checkStoreCall.read(channel, now);
+    const keys = this.keys.presence(channel);
+    const [count, lastId, ...profiles] = (await this.#run(
+      'state',
+      [keys.users, keys.profiles, keys.bus.meta],
+      [countOnly ? '1' : '0'],
+    )) as [number, number, ...string[]];
+    const last_message_id = lastId > 0 ? lastId : null;
+    if (countOnly) return { count, last_message_id };
+    const users = profiles
+      .map((json) => JSON.parse(json) as PresenceUser)
+      .sort((a, b) => a.id - b.id);
+    return { users, count, last_message_id };
+  }
+
+  async sweep(now: number): Promise<SweepResult> {
+    this.#assertOpen();
+    storeArgs.now(now);
+    const results = await Promise.all(
+      this.keys.allSweepShards().map((shard) => this.#sweepShard(shard, now)),
+    );
+    return {
+      expiredClients: results.reduce(
+        (sum, result) => sum + result.expiredClients,
+        0,
+      ),
+      messages: results.flatMap((result) => result.messages),
+    };
+  }
+
+  async publish(
+    channel: string,
+    data: unknown,
+    audience: Audience,
+    now: number,
+  ): Promise<BusMessage> {
+    this.#assertOpen();
+    const { dataJson, audience: checked } = checkStoreCall.publish(
+      channel,
+      data,
+      audience,
+      now,
+    );
+    const keys = this.keys.bus(channel);
+    const json = (await this.#run(
+      'publish',
+      [keys.meta, keys.log, keys.pubsub],
+      [
+        JSON.stringify(channel),
+        dataJson,
+        audienceJson(checked),
+        now,
+        this.#backlogSize,
+        this.#backlogTtlMs,
+        GLOBAL_IDS_PER_MS,
+      ],
+    )) as string;
+    return JSON.parse(json) as BusMessage;
+  }
+
+  async backlog(channel: string, afterId: number): Promise<BusMessage[]> {
+    this.#assertOpen();
+    checkStoreCall.backlog(channel, afterId);
+    const messages = await this.#redis.zrangebyscore(
+      this.keys.bus(channel).log,
+      `(${afterId}`,
+      '+inf',
+    );
+    return messages.map((json) => JSON.parse(json) as BusMessage);
+  }
+
+  async lastIds(channels: readonly string[]): Promise<Record<string, number>> {
+    this.#assertOpen();
+    for (const channel of channels) storeArgs.name(channel, 'channel');
+    const ids = await Promise.all(
+      channels.map((channel) =>
+        this.#redis.hget(this.keys.bus(channel).meta, 'id'),
+      ),
+    );
+    const result: Record<string, number> = {};
+    channels.forEach((channel, i) => {
+      result[channel] = Number(ids[i] ?? 0);
+    });
+    return result;
+  }
+
+  async subscribe(
+    channels: readonly string[],
+    listener: BusListener,
+  ): Promise<() => Promise<void>> {
+    this.#assertOpen();
+    const remove = this.#listeners.add(channels, listener);
+    try {
+      await this.#syncSubscriptions();
+    } catch (error) {
+      remove();
+      throw error;
+    }
+    let active = true;
+    return async () => {
+      if (!active) return;
+      active = false;
+      remove();
+      if (!this.#closed) await this.#syncSubscriptions();
+    };
+  }
+
+  async getConfig(
+    channel: string,
+    now: number,
+  ): Promise<CachedConfig | undefined> {
+    this.#assertOpen();
+    checkStoreCall.read(channel, now);
+    const json = await this.#redis.get(this.keys.config(channel));
+    if (json === null) return undefined;
+    let entry: { config: ChannelConfig | null; expiresAt: number };
+    try {
+      entry = JSON.parse(json) as typeof entry;
+    } catch (error) {
+      // Not ours (or from an incompatible version): a miss makes the caller resolve the config again.
+      this.#onError(error, `undecodable cached config for ${channel}`);
+      return undefined;
+    }
+    // The expiry is stored in the value too, so the caller's clock decides (Redis' PX only cleans up).
+    return typeof entry.expiresAt === 'number' && entry.expiresAt > now
+      ? { config: entry.config }
+      : undefined;
+  }
+
+  async setConfig(
+    channel: string,
+    config: ChannelConfig | null,
+    ttlMs: number,
+    now: number,
+  ): Promise<void> {
+    this.#assertOpen();
+    checkStoreCall.setConfig(channel, config, ttlMs, now);
+    await this.#redis.set(
+      this.keys.config(channel),
+      JSON.stringify({ config, expiresAt: now + ttlMs }),
+      'PX',
+      ttlMs,
+    );
+  }
+
+  async deleteConfig(channel: string): Promise<void> {
+    this.#assertOpen();
+    await this.#redis.del(this.keys.config(storeArgs.name(channel, 'channel')));
+  }
+
+  async hit(
+    key: string,
+    windowMs: number,
+    now: number,
+    limit?: number,
+  ): Promise<RateLimitResult> {
+    this.#assertOpen();
+    const max = checkStoreCall.hit(key, windowMs, now, limit);
+    const [count, start] = (await this.#run(
+      'hit',
+      [this.keys.rateLimit(key)],
+      [now, windowMs],
+    )) as [number, string];
+    return {
+      allowed: count <= max,
+      count,
+      // Clamped: another process' clock may be a little ahead of ours.
+      resetMs: Math.min(windowMs, Math.max(0, Number(start) + windowMs - now)),
+    };
+  }
+
+  async ping(): Promise<void> {
+    this.#assertOpen();
+    await this.#redis.ping();
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#listeners.clear();
+    this.#subscribed.clear();
+    const connections = [
+      this.#subscriber,
+      this.#ownsConnection ? this.#redis : undefined,
+    ];
+    this.#subscriber = undefined;
+    await Promise.all(
+      connections.map(async (connection) => {
+        if (!connection) return;
+        try {
+          await connection.quit();
+        } catch {
+          // Already closed or never connected: nothing left to release.
+          connection.disconnect();
+        }
+      }),
+    );
+  }
+
+  #assertOpen(): void {
+    if (this.#closed)
+      throw new Error(
+        'RedisStore is closed: create a new store instead of reusing a closed one',
+      );
+  }
+
+  #run(
+    name: ScriptName,
+    keys: string[],
+    args: (string | number)[],
+  ): Promise<unknown> {
+    const command = (this.#redis as unknown as Record<string, ScriptCommand>)[
+      SCRIPTS[name].command
+    ]!;
+    return command.call(this.#redis, ...keys, ...args);
+  }
+
+  async #sweepShard(shard: string, now: number): Promise<SweepResult> {
+    let expiredClients = 0;
+    const messages: BusMessage[] = [];
+    for (let round = 0; round < MAX_SWEEP_ROUNDS; round++) {
+      const entries = await this.#redis.zrangebyscore(
+        shard,
+        '-inf',
+        now,
+        'WITHSCORES',
+        'LIMIT',
+        0,
+        this.#sweepBatchSize,
+      );
+      if (entries.length === 0) break;
+      const visits: Promise<void>[] = [];
+      for (let i = 0; i < entries.length; i += 2) {
+        const channel = entries[i]!;
+        const visitedScore = entries[i + 1]!;
+        visits.push(
+          (async () => {
+            const [expired, nextDue, messageJson] = (await this.#run(
+              'sweep',
+              presenceScriptKeys(this.keys.presence(channel)),
+              [
+                now,
+                JSON.stringify(presenceBusChannel(channel)),
+                this.#backlogSize,
+                this.#channelTtlMs,
+                this.#backlogTtlMs,
+                GLOBAL_IDS_PER_MS,
+              ],
+            )) as [number, string | null, string | null];
+            expiredClients += expired;
+            const message = parseMessage(messageJson);
+            if (message) messages.push(message);
+            await this.#run(
+              'rescore',
+              [shard],
+              [channel, visitedScore, nextDue ?? ''],
+            );
+          })(),
+        );
+      }
+      // Every visit finishes before the sweep reports anything, so no script is still running after a rejection.
+      const failure = (await Promise.allSettled(visits)).find(
+        (outcome) => outcome.status === 'rejected',
+      );
+      if (failure) throw failure.reason;
+      if (entries.length < this.#sweepBatchSize * 2) break;
+    }
+    return { expiredClients, messages };
+  }
+
+  #syncSubscriptions(): Promise<void> {
+    const run = this.#syncChain.then(() => this.#reconcileSubscriptions());
+    this.#syncChain = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Brings the SSUBSCRIBEd shard channels in line with the bus channels that have listeners. */
+  async #reconcileSubscriptions(): Promise<void> {
+    if (this.#closed) return;
+    const wanted = new Map(
+      this.#listeners
+        .channels()
+        .map((channel) => [this.keys.bus(channel).pubsub, channel]),
+    );
+    const toAdd = [...wanted.keys()].filter(
+      (shard) => !this.#subscribed.has(shard),
+    );
+    const toRemove = [...this.#subscribed.keys()].filter(
+      (shard) => !wanted.has(shard),
+    );
+    if (toAdd.length === 0 && toRemove.length === 0) return;
+    const subscriber = this.#getSubscriber();
+    for (const shard of toRemove) this.#subscribed.delete(shard);
+    for (const shard of toAdd) this.#subscribed.set(shard, wanted.get(shard)!);
+    try {
+      // One command per shard channel: on a cluster, one SSUBSCRIBE may only name channels of one slot.
+      await Promise.all([
+        ...toAdd.map((shard) => subscriber.ssubscribe(shard)),
+        ...toRemove.map((shard) => subscriber.sunsubscribe(shard)),
+      ]);
+    } catch (error) {
+      for (const shard of toAdd) this.#subscribed.delete(shard);
+      throw error;
+    }
+  }
+
+  #getSubscriber(): RedisConnection {
+    if (this.#subscriber) return this.#subscriber;
+    const subscriber = this.#isCluster
+      ? (this.#redis as Cluster).duplicate([], { shardedSubscribers: true })
+      : (this.#redis as Redis).duplicate();
+    subscriber.on('smessage', (shard: string, json: string) =>
+      this.#deliver(shard, json),
+    );
+    subscriber.on('error', (error: unknown) =>
+      this.#onError(error, 'subscriber connection error'),
+    );
+    this.#subscriber = subscriber;
+    return subscriber;
+  }
+
+  #deliver(shard: string, json: string): void {
+    const channel = this.#subscribed.get(shard);
+    if (channel === undefined || !this.#listeners.has(channel)) return;
+    let message: BusMessage;
+    try {
+      message = JSON.parse(json) as BusMessage;
+    } catch (error) {
+      this.#onError(error, `undecodable message on ${shard}`);
+      return;
+    }
+    if (message.channel !== channel) {
+      this.#onError(
+        new Error(`a message of ${message.channel} arrived on ${shard}`),
+        'misrouted message',
+      );
+      return;
+    }
+    this.#listeners.deliver(message);
+  }
+}
+
+function keyPrefixError(prefix: string): TypeError {
+  return new TypeError(
+    `RedisStore cannot use ioredis' keyPrefix ${JSON.stringify(prefix)}: pass it as the RedisStore ` +
+      'keyPrefix option instead, so that shard channels get it too and the scripts see real key names',
+  );
+}
+
+/** The audience lists as a JSON fragment appended to the message object by the scripts. */
+function audienceJson(audience: Audience): string {
+  let json = '';
+  if (audience.userIds?.length)
+    json += `,"user_ids":${JSON.stringify(audience.userIds)}`;
+  if (audience.groupIds?.length)
+    json += `,"group_ids":${JSON.stringify(audience.groupIds)}`;
+  if (audience.clientIds?.length)
+    json += `,"client_ids":${JSON.stringify(audience.clientIds)}`;
+  return json;
+}
+
+function parseMessage(json: string | null): BusMessage | null {
+  return json === null ? null : (JSON.parse(json) as BusMessage);
+}

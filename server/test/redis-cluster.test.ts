@@ -1,0 +1,94 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+
+import { Cluster } from 'ioredis';
+
+import { presenceScriptKeys } from '../src/store/keys.js';
+import { RedisStore } from '../src/store/redis-store.js';
+import { runStoreContract, user } from './store-contract.js';
+import {
+  FAIL_FAST,
+  deleteKeys,
+  randomKeyPrefix,
+  redisStoreFactory,
+} from './support/redis-fixture.js';
+import {
+  startRedisCluster,
+  type RedisClusterHandle,
+} from './support/redis-cluster.js';
+
+let cluster: RedisClusterHandle;
+let shared: Cluster;
+
+function connectCluster(): Cluster {
+  return new Cluster(cluster.nodes, {
+    redisOptions: FAIL_FAST,
+    clusterRetryStrategy: () => null,
+  });
+}
+
+before(async () => {
+  cluster = await startRedisCluster();
+  shared = connectCluster();
+  await shared.ping();
+});
+after(async () => {
+  await shared.quit();
+  await cluster.stop();
+});
+
+runStoreContract(
+  'RedisStore on a Redis Cluster',
+  redisStoreFactory(
+    () => shared,
+    () => connectCluster(),
+  ),
+);
+
+describe('RedisStore key placement on a Redis Cluster', () => {
+  it('keeps every key of a channel in one slot and spreads channels over the masters', async () => {
+    const store = new RedisStore(shared, { keyPrefix: randomKeyPrefix() });
+    try {
+      const channels = Array.from({ length: 30 }, (_, i) => `/site/room-${i}`);
+      for (const channel of channels) {
+        await store.present(
+          channel,
+          user(1),
+          'tab',
+          1000,
+          { countOnly: false, audience: {} },
+          1_764_000_000_000,
+        );
+      }
+      const slots = new Set<number>();
+      for (const channel of channels) {
+        const keys = presenceScriptKeys(store.keys.presence(channel));
+        const keySlots = await Promise.all(
+          keys.map(async (key) =>
+            Number(await shared.call('CLUSTER', 'KEYSLOT', key)),
+          ),
+        );
+        assert.equal(
+          new Set(keySlots).size,
+          1,
+          `${channel}: ${keySlots.join(',')}`,
+        );
+        slots.add(keySlots[0]!);
+      }
+      const ranges = (await shared.call('CLUSTER', 'SLOTS')) as [
+        number,
+        number,
+        ...unknown[],
+      ][];
+      const mastersUsed = ranges.filter(([from, to]) =>
+        [...slots].some((slot) => slot >= from && slot <= to),
+      );
+      assert.equal(mastersUsed.length, 3, 'channels land on every master');
+      const swept = await store.sweep(1_764_000_001_000);
+      assert.equal(swept.messages.length, 30);
+    } finally {
+      await store.close();
+      await deleteKeys(shared, store.keys.pattern());
+    }
+  });
+});

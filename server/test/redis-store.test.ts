@@ -1,0 +1,352 @@
+import assert from 'node:assert/strict';
+import { readdir, readFile } from 'node:fs/promises';
+import { after, before, describe, it } from 'node:test';
+
+import { Redis } from 'ioredis';
+
+import { RedisKeys, escapeKeyPart } from '../src/store/keys.js';
+import { RedisStore } from '../src/store/redis-store.js';
+import { runStoreContract, user } from './store-contract.js';
+import {
+  FAIL_FAST,
+  deleteKeys,
+  randomKeyPrefix,
+  redisStoreFactory,
+} from './support/redis-fixture.js';
+
+const REDIS_URL = process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379';
+const T = 1_764_000_000_000;
+const HOUR = 60 * 60 * 1000;
+const PUBLIC = { countOnly: false, audience: {} };
+
+let shared: Redis;
+
+before(async () => {
+  shared = new Redis(REDIS_URL, FAIL_FAST);
+  await shared.ping();
+});
+after(async () => {
+  await shared.quit();
+});
+
+runStoreContract(
+  'RedisStore',
+  redisStoreFactory(
+    () => shared,
+    () => new Redis(REDIS_URL, FAIL_FAST),
+  ),
+);
+
+describe('RedisStore on one Redis', () => {
+  async function withStore(
+    run: (store: RedisStore) => Promise<void>,
+  ): Promise<void> {
+    const store = new RedisStore(shared, { keyPrefix: randomKeyPrefix() });
+    try {
+      await run(store);
+    } finally {
+      await store.close();
+      await deleteKeys(shared, store.keys.pattern());
+    }
+  }
+
+  it('expires channel keys 24 hours and backlogs 7 days after their last activity', () =>
+    withStore(async (store) => {
+      await store.present('/site/online', user(1), 'tab', 60_000, PUBLIC, T);
+      await store.setConfig('/site/online', null, 120_000, T);
+      await store.hit('user:1', 10_000, T);
+      const keys = store.keys.presence('/site/online');
+      for (const key of [keys.clients, keys.users, keys.profiles, keys.info]) {
+        const ttl = await shared.pttl(key);
+        assert.ok(
+          ttl > 24 * HOUR - 60_000 && ttl <= 24 * HOUR,
+          `${key} PTTL ${ttl}`,
+        );
+      }
+      for (const key of [keys.bus.meta, keys.bus.log]) {
+        const ttl = await shared.pttl(key);
+        assert.ok(
+          ttl > 7 * 24 * HOUR - 60_000 && ttl <= 7 * 24 * HOUR,
+          `${key} PTTL ${ttl}`,
+        );
+      }
+      const configTtl = await shared.pttl(store.keys.config('/site/online'));
+      assert.ok(
+        configTtl > 110_000 && configTtl <= 120_000,
+        `config PTTL ${configTtl}`,
+      );
+      const rateTtl = await shared.pttl(store.keys.rateLimit('user:1'));
+      assert.ok(rateTtl > 0 && rateTtl <= 10_000, `rate PTTL ${rateTtl}`);
+    }));
+
+  it('indexes a channel for the sweep on its first client, not on heartbeats, and drops it when empty', () =>
+    withStore(async (store) => {
+      const shard = store.keys.sweepShardOf('/site/online');
+      await store.present('/site/online', user(1), 'tab', 1000, PUBLIC, T);
+      assert.equal(
+        await shared.zscore(shard, '/site/online'),
+        String(T + 1000),
+      );
+      await store.present(
+        '/site/online',
+        user(1),
+        'tab',
+        1000,
+        PUBLIC,
+        T + 500,
+      );
+      await store.present(
+        '/site/online',
+        user(2),
+        'tab',
+        5000,
+        PUBLIC,
+        T + 500,
+      );
+      assert.equal(
+        await shared.zscore(shard, '/site/online'),
+        String(T + 1000),
+        'heartbeats leave the index alone',
+      );
+      assert.equal((await store.sweep(T + 1000)).expiredClients, 0);
+      assert.equal(
+        await shared.zscore(shard, '/site/online'),
+        String(T + 1500),
+        're-scored to the next expiry',
+      );
+      assert.equal((await store.sweep(T + 5500)).expiredClients, 2);
+      assert.equal(
+        await shared.zscore(shard, '/site/online'),
+        null,
+        'an empty channel leaves the index',
+      );
+      const total = await Promise.all(
+        store.keys.allSweepShards().map((key) => shared.zcard(key)),
+      );
+      assert.deepEqual(
+        total.filter((n) => n > 0),
+        [],
+      );
+    }));
+
+  it('re-indexes a long-overdue channel whose index write was lost', () =>
+    withStore(async (store) => {
+      const shard = store.keys.sweepShardOf('/site/online');
+      await store.present('/site/online', user(1), 'a', 1000, PUBLIC, T);
+      await store.present('/site/online', user(2), 'b', 120_000, PUBLIC, T);
+      await shared.zrem(shard, '/site/online'); // as if the process died before its ZADD
+      await store.present(
+        '/site/online',
+        user(2),
+        'b',
+        120_000,
+        PUBLIC,
+        T + 60_000,
+      );
+      assert.equal(
+        await shared.zscore(shard, '/site/online'),
+        String(T + 1000),
+      );
+      const swept = await store.sweep(T + 60_000);
+      assert.deepEqual(
+        swept.messages.map((m) => m.data),
+        [{ leaving_user_ids: [1] }],
+      );
+    }));
+
+  it('changes state, stores and publishes each change in one round trip; heartbeats touch no shared key', async () => {
+    const connection = new Redis(REDIS_URL, FAIL_FAST);
+    const store = new RedisStore(connection, { keyPrefix: randomKeyPrefix() });
+    const sent: string[] = [];
+    const original = connection.sendCommand.bind(connection);
+    connection.sendCommand = (
+      command: { name: string; args: unknown[] },
+      ...rest: unknown[]
+    ) => {
+      sent.push(
+        command.name === 'evalsha'
+          ? `script ${String(command.args[2])}`
+          : command.name,
+      );
+      return original(command as never, ...(rest as []));
+    };
+    try {
+      await store.present('/warm/up', user(9), 'tab', 1000, PUBLIC, T); // loads the scripts (EVAL after NOSCRIPT)
+      await store.publish('/warm/up', 0, {}, T);
+      await store.leave('/warm/up', 9, 'tab', PUBLIC, T);
+      const roundTrips = async (
+        action: () => Promise<unknown>,
+      ): Promise<string[]> => {
+        sent.length = 0;
+        await action();
+        return [...sent];
+      };
+      const keys = store.keys.presence('/site/online');
+      assert.deepEqual(
+        await roundTrips(() =>
+          store.present('/site/online', user(1), 'tab', 1000, PUBLIC, T),
+        ),
+        [`script ${keys.clients}`, 'zadd'],
+        'the first client also indexes the channel for the sweep',
+      );
+      assert.deepEqual(
+        await roundTrips(() =>
+          store.present('/site/online', user(1), 'tab', 1000, PUBLIC, T + 1),
+        ),
+        [`script ${keys.clients}`],
+      );
+      assert.deepEqual(
+        await roundTrips(() =>
+          store.present('/site/online', user(2), 'tab', 5000, PUBLIC, T + 1),
+        ),
+        [`script ${keys.clients}`],
+      );
+      assert.deepEqual(
+        await roundTrips(() =>
+          store.leave('/site/online', 2, 'tab', PUBLIC, T + 2),
+        ),
+        [`script ${keys.clients}`],
+      );
+      assert.deepEqual(
+        await roundTrips(() => store.publish('/chat', 1, {}, T)),
+        [`script ${store.keys.bus('/chat').meta}`],
+      );
+    } finally {
+      await store.close();
+      await deleteKeys(shared, store.keys.pattern());
+      await connection.quit();
+    }
+  });
+
+  it('writes exact 16-digit global ids', () =>
+    withStore(async (store) => {
+      const first = await store.publish('/chat', 1, {}, T);
+      const second = await store.publish('/chat', 2, {}, T);
+      assert.equal(first.global_id, T * 1000);
+      assert.equal(second.global_id, T * 1000 + 1);
+    }));
+
+  it('unsubscribes from the shard channel when the last listener goes', () =>
+    withStore(async (store) => {
+      const shardChannel = store.keys.bus('/chat').pubsub;
+      const numsub = async (): Promise<number> =>
+        Number(
+          (
+            (await shared.call('PUBSUB', 'SHARDNUMSUB', shardChannel)) as [
+              string,
+              number,
+            ]
+          )[1],
+        );
+      const stopA = await store.subscribe(['/chat'], () => undefined);
+      const stopB = await store.subscribe(['/chat', '/other'], () => undefined);
+      assert.equal(
+        await numsub(),
+        1,
+        'one subscription per process, however many listeners',
+      );
+      await stopA();
+      assert.equal(await numsub(), 1);
+      await stopB();
+      assert.equal(await numsub(), 0);
+    }));
+
+  it('connects from a URL and closes the connection it created', async () => {
+    const store = new RedisStore(REDIS_URL, {
+      keyPrefix: randomKeyPrefix(),
+      redisOptions: FAIL_FAST,
+    });
+    await store.ping();
+    await store.close();
+    await assert.rejects(store.ping(), /closed/);
+  });
+
+  it('fails fast when Redis is unreachable', async () => {
+    const store = new RedisStore('redis://127.0.0.1:1', {
+      redisOptions: { ...FAIL_FAST, lazyConnect: true },
+      onError: () => undefined,
+    });
+    await assert.rejects(store.ping());
+    await store.close();
+  });
+
+  it('refuses configurations that would break hash slots or key isolation', () => {
+    const prefixed = new Redis(REDIS_URL, {
+      ...FAIL_FAST,
+      lazyConnect: true,
+      keyPrefix: 'app:',
+    });
+    assert.throws(() => new RedisStore(prefixed, {}), /keyPrefix option/);
+    prefixed.disconnect();
+    assert.throws(
+      () => new RedisStore(shared, { keyPrefix: 'a{b}' }),
+      /keyPrefix/,
+    );
+    assert.throws(() => new RedisStore({} as Redis), /ioredis/);
+    assert.throws(
+      () => new RedisStore(shared, { backlogSize: 0 }),
+      /backlogSize/,
+    );
+  });
+});
+
+describe('Redis keys', () => {
+  it('gives every channel name its own keys, all in the slot of its bus channel', () => {
+    const keys = new RedisKeys('ep:', 16);
+    const names = [
+      '/a/b',
+      '/a/b}',
+      '/a/{b}',
+      '/a/b%7D',
+      '/a/b%',
+      '/a/b}p|clients',
+    ];
+    const all = names.flatMap((name) => {
+      const k = keys.presence(name);
+      return [
+        k.clients,
+        k.users,
+        k.profiles,
+        k.info,
+        k.bus.meta,
+        k.bus.log,
+        k.bus.pubsub,
+        keys.config(name),
+      ];
+    });
+    assert.equal(new Set(all).size, all.length);
+    const k = keys.presence('/a/{b}');
+    for (const key of [k.clients, k.info, k.bus.meta, k.bus.pubsub]) {
+      assert.equal(
+        key.slice(key.indexOf('{') + 1, key.indexOf('}')),
+        escapeKeyPart('/presence/a/{b}'),
+      );
+    }
+    assert.equal(escapeKeyPart('a%b{c}'), 'a%25b%7Bc%7D');
+  });
+
+  it('every Lua script documents its keys, arguments and result and uses named locals', async () => {
+    const dir = new URL('../lua/', import.meta.url);
+    const files = (await readdir(dir)).filter((file) => file.endsWith('.lua'));
+    assert.ok(files.length >= 7);
+    for (const file of files) {
+      const source = await readFile(new URL(file, dir), 'utf8');
+      assert.match(source, /^--\[\[/, `${file} opens with a header`);
+      assert.match(source, /KEYS\[1\]/, `${file} documents KEYS`);
+      assert.match(source, /ARGV\[1\]/, `${file} documents ARGV`);
+      assert.match(source, /Returns/, `${file} documents its result`);
+      assert.match(
+        source,
+        /^local rcall = redis\.call$/m,
+        `${file} aliases redis.call`,
+      );
+      const body = source.slice(source.indexOf(']]'));
+      assert.doesNotMatch(
+        body.replace(/^local .*\b(KEYS|ARGV)\[.*$/gm, ''),
+        /\b(KEYS|ARGV)\[/,
+        `${file} reads KEYS/ARGV only into locals`,
+      );
+      assert.doesNotMatch(body, /'TIME'/, `${file} takes now from ARGV`);
+    }
+  });
+});

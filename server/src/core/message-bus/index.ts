@@ -1,0 +1,46 @@
+/**
+ * The MessageBus protocol core (SPEC §4), free of Node APIs so the in-browser fake server runs the same
+ * code as the real one: request parsing, id rules, audience filtering, wire shapes, and the
+ * {@link MessageBus} class that answers and follows polls over a `PresenceStore`.
+ */
+export {
+  isAudienceMember,
+  normaliseAudience,
+  type BusRequester,
+} from './audience.js';
+export {
+  MessageBus,
+  type BusWatch,
+  type MessageBusOptions,
+  type MessageBusStats,
+  type PollResult,
+  type WaitOptions,
+} from './message-bus.js';
+export {
+  DEFAULT_MAX_POLL_CHANNELS,
+  MAX_BUS_CHANNEL_LENGTH,
+  SEQ_FIELD,
+  isValidBusChannel,
+  parsePollBody,
+  parsePollFields,
+  type LastSeenId,
+  type PollLimits,
+  type PollPosition,
+  type PollRequest,
+} from './poll-request.js';
+export { presenceChannelAccess } from './presence-access.js';
+export {
+  SubscriptionHub,
+  type SubscriptionHubStats,
+} from './subscription-hub.js';
+export {
+  CHUNK_SEPARATOR,
+  ESCAPED_CHUNK_SEPARATOR,
+  STATUS_CHANNEL,
+  decodeChunks,
+  encodeChunk,
+  escapeChunk,
+  statusMessage,
+  toWireMessage,
+  type WireMessage,
+} from './wire.js';

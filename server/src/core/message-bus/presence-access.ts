@@ -1,0 +1,32 @@
+import { canView } from '../access.js';
+import type { ChannelConfig } from '../types.js';
+import type { BusRequester } from './audience.js';
+
+/** The bus channels of presence channels: `/presence<name>` carries the changes of `<name>`. */
+const PRESENCE_BUS_PREFIX = '/presence';
+
+/**
+ * A `canFollow` hook for {@link MessageBus} that applies the presence access rules to presence bus
+ * channels: `/presence/<prefix>/<rest>` may be followed only by requesters who may view `/<prefix>/<rest>`
+ * (SPEC §1.2). A forbidden channel then looks exactly like an unknown one on the bus too (last id 0,
+ * nothing delivered), instead of revealing its message ids through `/__status` entries. Other channels are
+ * left to per-message audiences.
+ *
+ * @example
+ * const bus = new MessageBus({ store, canFollow: presenceChannelAccess(core) });
+ */
+export function presenceChannelAccess(core: {
+  getConfig(name: string): Promise<ChannelConfig | null>;
+}): (channel: string, requester: BusRequester) => Promise<boolean> {
+  return async (channel, requester) => {
+    if (
+      channel !== PRESENCE_BUS_PREFIX &&
+      !channel.startsWith(`${PRESENCE_BUS_PREFIX}/`)
+    )
+      return true;
+    const config = await core.getConfig(
+      channel.slice(PRESENCE_BUS_PREFIX.length),
+    );
+    return config !== null && canView(config, requester.user);
+  };
+}

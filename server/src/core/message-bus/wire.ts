@@ -1,0 +1,99 @@
+import type { BusMessage } from '../types.js';
+
+/**
+ * The MessageBus wire format (SPEC §4): what a poll response carries and how a chunked response frames it.
+ * Pure functions shared by the Node router and the in-browser fake server.
+ */
+
+/** A message as the client receives it: exactly these four fields, never the audience lists. */
+export interface WireMessage {
+  global_id: number;
+  message_id: number;
+  channel: string;
+  data: unknown;
+}
+
+/** The pseudo-channel of status entries (`message-bus-client` moves each listed channel's `last_id`). */
+export const STATUS_CHANNEL = '/__status';
+
+/**
+ * Ends every chunk of a streamed (chunked) poll response. `message-bus-client` splits the response text
+ * on it and parses each piece as a JSON array.
+ */
+export const CHUNK_SEPARATOR = '\r\n|\r\n';
+
+/** How an occurrence of {@link CHUNK_SEPARATOR} inside a chunk is written; the client turns it back. */
+export const ESCAPED_CHUNK_SEPARATOR = '\r\n||\r\n';
+
+/**
+ * The client's view of a stored message. The audience (`user_ids`, `group_ids`, `client_ids`) is dropped
+ * on purpose: it says who else may read the channel and must never leave the server.
+ *
+ * @example toWireMessage({ global_id: 9, message_id: 3, channel: '/a', data: 1, user_ids: [4] })
+ * // → { global_id: 9, message_id: 3, channel: '/a', data: 1 }
+ */
+export function toWireMessage(message: BusMessage): WireMessage {
+  return {
+    global_id: message.global_id,
+    message_id: message.message_id,
+    channel: message.channel,
+    data: message.data,
+  };
+}
+
+/**
+ * The `/__status` pseudo-message telling the client the id to continue each listed channel from.
+ *
+ * @example statusMessage({ '/presence/site/online': 17 })
+ * // → { global_id: -1, message_id: -1, channel: '/__status', data: { '/presence/site/online': 17 } }
+ */
+export function statusMessage(
+  lastIds: Readonly<Record<string, number>>,
+): WireMessage {
+  return {
+    global_id: -1,
+    message_id: -1,
+    channel: STATUS_CHANNEL,
+    data: { ...lastIds },
+  };
+}
+
+/**
+ * One frame of a chunked poll response: the JSON array, with any separator inside it escaped, followed by
+ * the separator. `JSON.stringify` never emits a raw CR/LF, so the escape only matters for pre-serialised
+ * payloads, but the framing must hold whatever the payload.
+ *
+ * @example encodeChunk([]) // '[]\r\n|\r\n'
+ */
+export function encodeChunk(messages: readonly WireMessage[]): string {
+  return `${escapeChunk(JSON.stringify(messages))}${CHUNK_SEPARATOR}`;
+}
+
+/** Escapes every {@link CHUNK_SEPARATOR} in `json` as {@link ESCAPED_CHUNK_SEPARATOR}. */
+export function escapeChunk(json: string): string {
+  return json.split(CHUNK_SEPARATOR).join(ESCAPED_CHUNK_SEPARATOR);
+}
+
+/**
+ * Splits streamed response text into the JSON arrays it carries (the inverse of {@link encodeChunk}, as
+ * `message-bus-client` does it). Text after the last separator is an incomplete chunk and is returned as
+ * `rest`. Used by tests and by anyone consuming the stream outside the browser.
+ */
+export function decodeChunks(text: string): {
+  chunks: WireMessage[][];
+  rest: string;
+} {
+  const chunks: WireMessage[][] = [];
+  let position = 0;
+  for (;;) {
+    const end = text.indexOf(CHUNK_SEPARATOR, position);
+    if (end === -1) break;
+    const piece = text
+      .slice(position, end)
+      .split(ESCAPED_CHUNK_SEPARATOR)
+      .join(CHUNK_SEPARATOR);
+    chunks.push(JSON.parse(piece) as WireMessage[]);
+    position = end + CHUNK_SEPARATOR.length;
+  }
+  return { chunks, rest: text.slice(position) };
+}

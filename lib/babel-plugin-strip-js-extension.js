@@ -16,17 +16,24 @@ module.exports = function stripJsExtension() {
       source.value = source.value.slice(0, -3);
     }
   }
+  const visitor = {
+    ImportDeclaration(path) {
+      rewrite(path.node.source);
+    },
+    ExportNamedDeclaration(path) {
+      rewrite(path.node.source);
+    },
+    ExportAllDeclaration(path) {
+      rewrite(path.node.source);
+    },
+  };
   return {
     name: 'ember-presence-strip-js-extension',
     visitor: {
-      ImportDeclaration(path) {
-        rewrite(path.node.source);
-      },
-      ExportNamedDeclaration(path) {
-        rewrite(path.node.source);
-      },
-      ExportAllDeclaration(path) {
-        rewrite(path.node.source);
+      // On Program entry, so the rewrite happens before ember-cli-babel's module resolver turns relative
+      // specifiers into absolute module names (it also works on Program entry, and runs after us).
+      Program(path) {
+        path.traverse(visitor);
       },
     },
   };

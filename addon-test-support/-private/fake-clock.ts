@@ -1,0 +1,99 @@
+import type { PresenceClock, TimerHandle } from 'ember-presence';
+
+interface PendingTimer {
+  at: number;
+  seq: number;
+  callback: () => void;
+}
+
+/**
+ * The one clock of a presence test: the client's debounce, throttle, heartbeat and back-off timers and
+ * the fake server's expiry sweep all run on it, and it only moves when `advance()` is called. Nothing in
+ * a test built on `setupPresence` waits in real time.
+ */
+export class FakeClock implements PresenceClock {
+  #now: number;
+  #seq = 0;
+  #timers = new Map<number, PendingTimer>();
+
+  constructor(start = Date.UTC(2026, 0, 1)) {
+    this.#now = start;
+  }
+
+  now(): number {
+    return this.#now;
+  }
+
+  setTimeout(callback: () => void, ms: number): TimerHandle {
+    const seq = ++this.#seq;
+    this.#timers.set(seq, {
+      at: this.#now + Math.max(0, Number(ms) || 0),
+      seq,
+      callback,
+    });
+    return seq;
+  }
+
+  clearTimeout(handle: TimerHandle): void {
+    this.#timers.delete(handle as number);
+  }
+
+  /** Timers still armed. */
+  get pendingTimers(): number {
+    return this.#timers.size;
+  }
+
+  /**
+   * Moves time forward by `ms`, firing every timer that falls due at its own time and in order, and
+   * letting the promises each one starts settle before the next fires (a sweep's store calls, a
+   * heartbeat's request). Timers armed by those callbacks fire too when they fall due within the window.
+   */
+  async advance(ms: number): Promise<void> {
+    if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) {
+      throw new TypeError(
+        `advanceClock(ms): ms must be a finite number ≥ 0, got ${String(ms)}`,
+      );
+    }
+    const target = this.#now + ms;
+    for (;;) {
+      const next = this.#nextDue(target);
+      if (!next) break;
+      this.#timers.delete(next.seq);
+      this.#now = next.at;
+      next.callback();
+      await drain();
+    }
+    this.#now = target;
+    await drain();
+  }
+
+  /** Drops every timer (teardown). */
+  reset(): void {
+    this.#timers.clear();
+  }
+
+  #nextDue(target: number): PendingTimer | undefined {
+    let next: PendingTimer | undefined;
+    for (const timer of this.#timers.values()) {
+      if (timer.at > target) continue;
+      if (
+        !next ||
+        timer.at < next.at ||
+        (timer.at === next.at && timer.seq < next.seq)
+      ) {
+        next = timer;
+      }
+    }
+    return next;
+  }
+}
+
+/**
+ * Lets pending promise chains run: a few macrotask turns, enough for a store call, a pretender response
+ * and the client's handling of it. Not a wait for time to pass.
+ */
+export async function drain(turns = 3): Promise<void> {
+  for (let i = 0; i < turns; i++) {
+    await new Promise<void>((resolve) => globalThis.setTimeout(resolve, 0));
+  }
+}

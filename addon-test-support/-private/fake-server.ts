@@ -1,0 +1,479 @@
+import Pretender, { type ResponseHandler } from 'pretender';
+import { buildWaiter } from '@ember/test-waiters';
+import type { PresenceBus, PresenceClock } from 'ember-presence';
+import {
+  handleGet,
+  handleUpdate,
+  type HandlerResponse,
+  type UpdateOptions,
+} from 'ember-presence/test-support/-private/core/http-handlers';
+import { PresenceCore } from 'ember-presence/test-support/-private/core/presence';
+import { MemoryStore } from 'ember-presence/test-support/-private/core/memory-store';
+import {
+  MessageBus,
+  encodeChunk,
+  parsePollBody,
+  presenceChannelAccess,
+  type BusRequester,
+  type WireMessage,
+} from 'ember-presence/test-support/-private/core/message-bus/index';
+import { toErrorResponse } from 'ember-presence/test-support/-private/core/errors';
+import type { PrefixCallback } from 'ember-presence/test-support/-private/core/channel-registry';
+import type {
+  ChannelConfigInput,
+  CurrentUser,
+  PresenceUser,
+} from 'ember-presence/test-support/-private/core/types';
+import { bodyFields, bodyText } from './form-fields';
+
+/** A user as tests describe them: only `id` and `username` are required. */
+export interface FakeUser {
+  id: number;
+  username: string;
+  name?: string | null;
+  avatar_template?: string;
+  groupIds?: readonly number[];
+}
+
+/** Options of `setupPresence`. */
+export interface FakeServerOptions {
+  /** The signed-in user of the app under test; `null` for an anonymous visitor. Default user 1 "me". */
+  currentUser?: FakeUser | null;
+  /** Channels that exist from the start, with their configs (see `registerChannel`). */
+  channels?: Record<string, ChannelConfigInput>;
+  /** Where the app's presence endpoints live; must match `ENV['ember-presence'].baseUrl`. Default `/`. */
+  baseUrl?: string;
+  /**
+   * The per-user update rate limit, as on the real server (`{ limit: 20, windowMs: 10_000 }`). Off by default
+   * in tests, since a fake clock that does not move would otherwise throttle a long test; turn it on to
+   * test how your app behaves when rate limited.
+   */
+  rateLimit?: { limit: number; windowMs: number } | false;
+}
+
+/** One request the fake server answered. */
+export interface FakeRequest {
+  method: string;
+  url: string;
+  status: number;
+  body: unknown;
+  response: unknown;
+}
+
+/** What pretender hands a handler (its typings leave out the XHR fields we read). */
+type PretenderRequest = Parameters<ResponseHandler>[0] & {
+  method: string;
+  url: string;
+  requestBody: unknown;
+  requestHeaders: Record<string, string>;
+};
+
+const DEFAULT_USER: FakeUser = { id: 1, username: 'me', name: 'Me' };
+const HELD_POLL_MS = 25_000;
+
+const deliveries = buildWaiter('ember-presence:fake-delivery');
+
+/** Fills in what a test left out. */
+export function toCurrentUser(user: FakeUser): CurrentUser {
+  if (
+    !user ||
+    typeof user.id !== 'number' ||
+    !Number.isSafeInteger(user.id) ||
+    typeof user.username !== 'string'
+  ) {
+    throw new TypeError(
+      `ember-presence/test-support: a user needs a numeric id and a username, e.g. { id: 2, username: 'ann' }; got ${JSON.stringify(user)}`,
+    );
+  }
+  return {
+    id: user.id,
+    username: user.username,
+    name: user.name === undefined ? user.username : user.name,
+    avatar_template:
+      user.avatar_template ?? `/letter_avatar/${user.username}/{size}.png`,
+    groupIds: [...(user.groupIds ?? [])],
+  };
+}
+
+/**
+ * The presence server of a test: the real server core, MemoryStore and MessageBus (the very code the
+ * Node server runs), answering the app's requests through pretender and delivering change messages to
+ * the app's `presence` service in-process. Tests reach it through the helpers of
+ * `ember-presence/test-support`; `fakePresenceServer()` gives it to tests that need more.
+ */
+export class FakePresenceServer {
+  readonly store: MemoryStore;
+  readonly core: PresenceCore;
+  readonly bus: MessageBus;
+  readonly clock: PresenceClock;
+  /** Every request answered, oldest first. */
+  readonly requests: FakeRequest[] = [];
+
+  #pretender: Pretender;
+  #currentUser: CurrentUser | null;
+  #channels = new Map<string, ChannelConfigInput>();
+  #prefixCallbacks = new Map<string, PrefixCallback>();
+  #registeredPrefixes = new Set<string>();
+  #updateOptions: UpdateOptions;
+  #drops = new Map<string, number>();
+  #held = new Set<AbortController>();
+  #subscriptions = new Set<{ close(): void }>();
+  #clientSeq = 0;
+  #closed = false;
+
+  constructor(clock: PresenceClock, options: FakeServerOptions = {}) {
+    this.clock = clock;
+    this.store = new MemoryStore();
+    this.core = new PresenceCore({
+      store: this.store,
+      clock: () => clock.now(),
+      timers: clock,
+      // Config changes made by a test apply to the very next request.
+      configTtlMs: 0,
+    });
+    this.bus = new MessageBus({
+      store: this.store,
+      clock: () => clock.now(),
+      // Held polls time out on the test's clock, never in real time.
+      timers: clock,
+      canFollow: presenceChannelAccess(this.core),
+    });
+    this.#currentUser =
+      options.currentUser === null
+        ? null
+        : toCurrentUser(options.currentUser ?? DEFAULT_USER);
+    const rateLimit = options.rateLimit ?? false;
+    this.#updateOptions = {
+      rateLimit: rateLimit && {
+        max: rateLimit.limit,
+        windowMs: rateLimit.windowMs,
+      },
+    };
+    for (const [name, config] of Object.entries(options.channels ?? {})) {
+      this.registerChannel(name, config);
+    }
+    this.#pretender = this.#install(normaliseBase(options.baseUrl ?? '/'));
+    this.core.startSweeper();
+  }
+
+  /** The user the app under test is signed in as (`null`: anonymous). */
+  get currentUser(): CurrentUser | null {
+    return this.#currentUser;
+  }
+
+  set currentUser(user: FakeUser | null) {
+    this.#currentUser = user === null ? null : toCurrentUser(user);
+  }
+
+  /**
+   * Makes `name` exist with `config` (default `{ public: true }`: everyone may view it and every signed-in
+   * user may enter it). Replaces an earlier config of the same name at once.
+   */
+  registerChannel(
+    name: string,
+    config: ChannelConfigInput = { public: true },
+  ): void {
+    const prefix = prefixOf(name);
+    this.#channels.set(name, config);
+    this.#ensurePrefix(prefix);
+  }
+
+  /** Removes a channel registered with `registerChannel`: it then behaves as if it never existed. */
+  unregisterChannel(name: string): void {
+    this.#channels.delete(name);
+  }
+
+  /** Registers a just-in-time config callback for a whole prefix, exactly as on the real server. */
+  registerPrefix(prefix: string, callback: PrefixCallback): void {
+    if (this.#prefixCallbacks.has(prefix)) {
+      throw new Error(
+        `ember-presence/test-support: prefix "${prefix}" is already registered in this test`,
+      );
+    }
+    this.#prefixCallbacks.set(prefix, callback);
+    this.#ensurePrefix(prefix);
+  }
+
+  /** The users present in `name` as the server sees them (no access check), sorted by id. */
+  async presentUsers(name: string): Promise<PresenceUser[]> {
+    const state = await this.store.state(name, false, this.clock.now());
+    return 'users' in state ? [...state.users].sort((a, b) => a.id - b.id) : [];
+  }
+
+  /** The next change message of `name` is published (its id is used) but never reaches the app. */
+  dropNextMessage(name: string): void {
+    const bus = `/presence${name}`;
+    this.#drops.set(bus, (this.#drops.get(bus) ?? 0) + 1);
+  }
+
+  /** A fresh client id for another user's tab. */
+  nextClientId(user: { id: number }): string {
+    return `fake-${user.id}-${++this.#clientSeq}`;
+  }
+
+  /**
+   * The transport the app's `presence` service uses in tests: change messages go straight from the
+   * server's bus to the service, through the same poll logic (ids, audience filter) as over HTTP, and
+   * each delivery holds a test waiter so `settled()` returns once the app has them.
+   */
+  createBus(): PresenceBus {
+    const clientId = `test-client-${++this.#clientSeq}`;
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const server = this;
+    return {
+      clientId,
+      subscribe(channel, onMessage, lastId) {
+        return server.#follow(clientId, channel, onMessage, lastId);
+      },
+    };
+  }
+
+  /** Stops everything: pretender, held polls, subscriptions, the sweeper, the store. */
+  async shutdown(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const subscription of this.#subscriptions) subscription.close();
+    this.#subscriptions.clear();
+    for (const held of this.#held) held.abort();
+    this.#held.clear();
+    this.#pretender.shutdown();
+    await this.core.stop();
+    await this.bus.close();
+    await this.store.close();
+  }
+
+  #requester(clientId: string): BusRequester {
+    const user = this.#currentUser;
+    return {
+      clientId,
+      user: user ? { id: user.id, groupIds: user.groupIds } : null,
+    };
+  }
+
+  #ensurePrefix(prefix: string): void {
+    if (this.#registeredPrefixes.has(prefix)) return;
+    this.#registeredPrefixes.add(prefix);
+    this.core.registerPrefix(prefix, (name: string) => {
+      const exact = this.#channels.get(name);
+      if (exact) return exact;
+      const callback = this.#prefixCallbacks.get(prefix);
+      return callback ? callback(name) : null;
+    });
+  }
+
+  #takeDrops(messages: WireMessage[]): WireMessage[] {
+    return messages.filter((message) => {
+      const pending = this.#drops.get(message.channel) ?? 0;
+      if (pending === 0) return true;
+      if (pending === 1) this.#drops.delete(message.channel);
+      else this.#drops.set(message.channel, pending - 1);
+      return false;
+    });
+  }
+
+  #follow(
+    clientId: string,
+    channel: string,
+    onMessage: (data: unknown, messageId: number) => void,
+    lastId: number,
+  ): () => void {
+    let cursor: number | null = lastId;
+    let closed = false;
+    let chain: Promise<void> = Promise.resolve();
+    const pending = new Set<unknown>();
+
+    const pull = () => {
+      const token = deliveries.beginAsync();
+      pending.add(token);
+      chain = chain
+        .then(async () => {
+          if (closed) return;
+          const { messages, cursor: next } = await this.bus.poll(
+            { positions: [{ channel, lastId: cursor }], seq: 0 },
+            this.#requester(clientId),
+          );
+          cursor = next[channel] ?? cursor;
+          for (const message of this.#takeDrops(messages)) {
+            if (closed) return;
+            if (message.channel === channel) {
+              onMessage(message.data, message.message_id);
+            }
+          }
+        })
+        .catch((error: unknown) => {
+          if (!closed)
+            console.error('[ember-presence fake] delivery failed', error);
+        })
+        .finally(() => {
+          pending.delete(token);
+          deliveries.endAsync(token);
+        });
+    };
+
+    let release: (() => Promise<void>) | undefined;
+    const subscription = {
+      close: () => {
+        if (closed) return;
+        closed = true;
+        void release?.();
+        for (const token of pending) deliveries.endAsync(token);
+        pending.clear();
+      },
+    };
+    this.#subscriptions.add(subscription);
+
+    const ready = deliveries.beginAsync();
+    this.store
+      .subscribe([channel], () => pull())
+      .then((stop: () => Promise<void>) => {
+        release = stop;
+        if (closed) void stop();
+        else pull(); // catch up on anything published before the subscription started
+      })
+      .catch((error: unknown) =>
+        console.error('[ember-presence fake] subscribe failed', error),
+      )
+      .finally(() => deliveries.endAsync(ready));
+
+    return () => {
+      subscription.close();
+      this.#subscriptions.delete(subscription);
+    };
+  }
+
+  #install(base: string): Pretender {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const server = this;
+    const answer =
+      (
+        run: (request: PretenderRequest) => Promise<HandlerResponse>,
+      ): ResponseHandler =>
+      async (raw) => {
+        const request = raw as PretenderRequest;
+        let result: HandlerResponse;
+        try {
+          result = await run(request);
+        } catch (error) {
+          const { status, body, headers } = toErrorResponse(error);
+          result = { status, body, headers };
+        }
+        const text =
+          typeof result.body === 'string'
+            ? result.body
+            : JSON.stringify(result.body);
+        server.requests.push({
+          method: request.method,
+          url: request.url,
+          status: result.status,
+          body: bodyFields(request.requestBody, contentType(request)),
+          response: result.body,
+        });
+        return [
+          result.status,
+          {
+            'Content-Type':
+              typeof result.body === 'string'
+                ? 'text/plain; charset=utf-8'
+                : 'application/json',
+            ...(result.headers ?? {}),
+          },
+          text,
+        ];
+      };
+
+    return new Pretender(function () {
+      this.get(
+        `${base}presence/get`,
+        answer((request) =>
+          handleGet(server.core, request.queryParams, server.#currentUser),
+        ),
+      );
+      this.post(
+        `${base}presence/update`,
+        answer((request) =>
+          handleUpdate(
+            server.core,
+            bodyFields(request.requestBody, contentType(request)),
+            server.#currentUser,
+            server.#updateOptions,
+          ),
+        ),
+      );
+      this.post(
+        `${base}message-bus/:clientId/poll`,
+        answer((request) => server.#poll(request)),
+      );
+    });
+  }
+
+  async #poll(request: PretenderRequest): Promise<HandlerResponse> {
+    const rawClientId: unknown = request.params['clientId'];
+    const clientId = typeof rawClientId === 'string' ? rawClientId : '';
+    const poll = parsePollBody(
+      bodyText(request.requestBody),
+      contentType(request),
+    );
+    const requester = this.#requester(clientId);
+    const chunked = !/^t/i.test(header(request, 'dont-chunk') ?? '');
+    const reply = (messages: WireMessage[]): HandlerResponse => ({
+      status: 200,
+      headers: {
+        'Cache-Control': 'must-revalidate, private, max-age=0',
+        Pragma: 'no-cache',
+        Expires: '0',
+      },
+      body: chunked ? encodeChunk(messages) : messages,
+    });
+    const { messages, cursor } = await this.bus.poll(poll, requester);
+    const visible = this.#takeDrops(messages);
+    if (visible.length > 0 || request.queryParams['dlp'] === 't') {
+      return reply(visible);
+    }
+    // A long poll: held (outside any test waiter, so settled() never waits for it) until a message comes
+    // or the test ends.
+    const abort = new AbortController();
+    this.#held.add(abort);
+    try {
+      const later = await this.bus.wait(cursor, requester, {
+        timeoutMs: HELD_POLL_MS,
+        signal: abort.signal,
+      });
+      return reply(this.#takeDrops(later));
+    } finally {
+      this.#held.delete(abort);
+    }
+  }
+}
+
+function contentType(request: {
+  requestHeaders: Record<string, string>;
+}): string | undefined {
+  return header(request, 'content-type');
+}
+
+function header(
+  request: { requestHeaders: Record<string, string> },
+  name: string,
+): string | undefined {
+  for (const [key, value] of Object.entries(request.requestHeaders ?? {})) {
+    if (key.toLowerCase() === name) return value;
+  }
+  return undefined;
+}
+
+function normaliseBase(base: string): string {
+  const path = base.replace(/^https?:\/\/[^/]+/, '');
+  return path.endsWith('/') ? path : `${path}/`;
+}
+
+function prefixOf(name: string): string {
+  const match = /^\/([a-zA-Z0-9_-]+)\/./.exec(
+    typeof name === 'string' ? name : '',
+  );
+  if (!match?.[1]) {
+    throw new TypeError(
+      `ember-presence/test-support: ${JSON.stringify(name)} is not a channel name; use "/<prefix>/<rest>", e.g. "/topic/1/reply"`,
+    );
+  }
+  return match[1];
+}

@@ -1,0 +1,57 @@
+/**
+ * What a pretender request carries as its body, turned into the plain field object the server's
+ * transport-agnostic handlers accept: repeated keys (`present_channels[]=a&present_channels[]=b`) become
+ * arrays, a JSON body its parsed value.
+ */
+export function bodyFields(
+  body: unknown,
+  contentType: string | undefined,
+): unknown {
+  if (body === null || body === undefined || body === '') return {};
+  if (typeof body === 'string') {
+    if (contentType?.includes('json')) {
+      try {
+        return JSON.parse(body) as unknown;
+      } catch {
+        return body; // the handler answers 400 for a body that is not an object
+      }
+    }
+    return collect(new URLSearchParams(body));
+  }
+  if (body instanceof URLSearchParams) return collect(body);
+  if (typeof FormData !== 'undefined' && body instanceof FormData) {
+    const params = new URLSearchParams();
+    body.forEach((value, key) => {
+      if (typeof value === 'string') params.append(key, value);
+    });
+    return collect(params);
+  }
+  return body;
+}
+
+function collect(params: URLSearchParams): Record<string, string | string[]> {
+  const fields: Record<string, string | string[]> = Object.create(
+    null,
+  ) as Record<string, string | string[]>;
+  for (const [key, value] of params) {
+    const existing = fields[key];
+    if (existing === undefined) fields[key] = value;
+    else if (Array.isArray(existing)) existing.push(value);
+    else fields[key] = [existing, value];
+  }
+  return fields;
+}
+
+/** The body text of a pretender request, for the message-bus poll parser. */
+export function bodyText(body: unknown): string {
+  if (typeof body === 'string') return body;
+  if (body instanceof URLSearchParams) return body.toString();
+  if (typeof FormData !== 'undefined' && body instanceof FormData) {
+    const params = new URLSearchParams();
+    body.forEach((value, key) => {
+      if (typeof value === 'string') params.append(key, value);
+    });
+    return params.toString();
+  }
+  return body === null || body === undefined ? '' : JSON.stringify(body);
+}

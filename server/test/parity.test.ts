@@ -1,0 +1,115 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import request from 'supertest';
+
+import { createApp, silentLogger } from '../src/index.js';
+import type { CurrentUser } from '../src/core/types.js';
+import { backends, T } from './core-backends.js';
+import {
+  scenarios,
+  type ParityDriver,
+  type ParityScenario,
+  type ParityUser,
+} from '../../tests/parity/scenarios.js';
+
+/**
+ * The parity suite on the real server, over HTTP, on every store. The same scenarios run against the
+ * test-support fake in the browser (tests/unit/parity-test.ts); both must observe exactly `expected`.
+ */
+
+const USER_HEADER = 'x-parity-user';
+
+async function runOnRealServer(
+  scenario: ParityScenario,
+  factory: (typeof backends)[number][1],
+): Promise<unknown> {
+  const backend = await factory();
+  let now = T;
+  const app = createApp({
+    store: backend.store,
+    clock: () => now,
+    logger: silentLogger,
+    currentUser: (req) => {
+      const raw = req.get(USER_HEADER);
+      return raw ? (JSON.parse(raw) as CurrentUser) : null;
+    },
+    rateLimit: scenario.setup.rateLimit ?? false,
+    configTtlMs: 0,
+  });
+  for (const prefix of new Set(
+    Object.keys(scenario.setup.channels).map((name) => name.split('/')[1]!),
+  )) {
+    app.presence.registerPrefix(
+      prefix,
+      (name) => scenario.setup.channels[name] ?? null,
+    );
+  }
+  const as = (user: ParityUser | null) =>
+    user ? { [USER_HEADER]: JSON.stringify(user) } : {};
+
+  const driver: ParityDriver = {
+    async get(query, user) {
+      const response = await request(app)
+        .get(`/presence/get${query ? `?${query}` : ''}`)
+        .set(as(user));
+      return { status: response.status, body: response.body as unknown };
+    },
+    async update(fields, user) {
+      const response = await request(app)
+        .post('/presence/update')
+        .set(as(user))
+        .type('form')
+        .send(form(fields));
+      return {
+        status: response.status,
+        body: response.body as unknown,
+        ...(response.status === 429
+          ? { retryAfter: response.get('retry-after') ?? null }
+          : {}),
+      };
+    },
+    async poll(clientId, positions, user) {
+      const response = await request(app)
+        .post(`/message-bus/${clientId}/poll?dlp=t`)
+        .set(as(user))
+        .set('Dont-Chunk', 'true')
+        .type('form')
+        .send(form(positions));
+      return { status: response.status, body: response.body as unknown };
+    },
+    async advance(ms) {
+      now += ms;
+      await app.presence.sweep();
+    },
+  };
+
+  try {
+    return await scenario.run(driver);
+  } finally {
+    await app.presence.close();
+    await backend.cleanup();
+  }
+}
+
+function form(fields: Record<string, string | number | string[]>): string {
+  const params = new URLSearchParams();
+  for (const [key, value] of Object.entries(fields)) {
+    for (const each of Array.isArray(value) ? value : [value]) {
+      params.append(key, String(each));
+    }
+  }
+  return params.toString();
+}
+
+for (const [storeName, factory] of backends) {
+  describe(`parity scenarios on the real server (${storeName})`, () => {
+    for (const scenario of scenarios) {
+      it(scenario.name, async () => {
+        assert.deepEqual(
+          await runOnRealServer(scenario, factory),
+          scenario.expected,
+        );
+      });
+    }
+  });
+}

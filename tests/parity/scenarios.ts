@@ -1,0 +1,520 @@
+/**
+ * One scenario suite, two servers: every scenario here runs against the test-support fake in the browser
+ * (tests/unit/parity-test.ts) and against the real Node server over HTTP on the memory and Redis stores
+ * (server/test/parity.test.ts), and must observe the same results byte for byte. That is what keeps the
+ * fake honest for the apps that test with it.
+ *
+ * This file runs in both worlds: no imports, plain data and async functions only.
+ */
+
+/** A user as both drivers understand it. */
+export interface ParityUser {
+  id: number;
+  username: string;
+  name: string;
+  avatar_template: string;
+  groupIds: number[];
+}
+
+/** A channel config as a prefix callback returns it. */
+export interface ParityConfig {
+  public?: boolean;
+  allowedUserIds?: number[];
+  allowedGroupIds?: number[];
+  countOnly?: boolean;
+  timeout?: number;
+}
+
+/** An HTTP answer, reduced to what clients observe. */
+export interface ParityResponse {
+  status: number;
+  body: unknown;
+  retryAfter?: string | null;
+}
+
+/** What a scenario can do to a server. */
+export interface ParityDriver {
+  /** `GET /presence/get?<query>` as `user` (`null`: anonymous). */
+  get(query: string, user: ParityUser | null): Promise<ParityResponse>;
+  /** `POST /presence/update` with a form body, as `user`. */
+  update(
+    fields: Record<string, string | string[]>,
+    user: ParityUser | null,
+  ): Promise<ParityResponse>;
+  /** `POST /message-bus/<clientId>/poll?dlp=t` (answer at once) with a form body, as `user`. */
+  poll(
+    clientId: string,
+    positions: Record<string, string | number>,
+    user: ParityUser | null,
+  ): Promise<ParityResponse>;
+  /** Moves the server clock forward and runs one expiry sweep. */
+  advance(ms: number): Promise<void>;
+}
+
+/** Server-side setup of a scenario. */
+export interface ParitySetup {
+  /** Exact channel configs; every other channel does not exist. */
+  channels: Record<string, ParityConfig>;
+  /** The update rate limit; off unless a scenario is about it. */
+  rateLimit?: { limit: number; windowMs: number };
+}
+
+export interface ParityScenario {
+  name: string;
+  setup: ParitySetup;
+  /** Returns the observations; both servers must produce exactly `expected`. */
+  run(driver: ParityDriver): Promise<unknown>;
+  expected: unknown;
+}
+
+const user = (
+  id: number,
+  username: string,
+  groupIds: number[] = [],
+): ParityUser => ({
+  id,
+  username,
+  name: username.toUpperCase(),
+  avatar_template: `/a/${username}/{size}.png`,
+  groupIds,
+});
+
+/** What state and messages carry of a user: exactly these four fields, never the groups. */
+const pub = (u: ParityUser) => ({
+  id: u.id,
+  username: u.username,
+  name: u.name,
+  avatar_template: u.avatar_template,
+});
+
+export const ann = user(1, 'ann', [10]);
+export const bob = user(2, 'bob', [10]);
+export const eve = user(3, 'eve', [99]);
+
+const update = (
+  clientId: string,
+  present: string[] = [],
+  leave: string[] = [],
+): Record<string, string | string[]> => ({
+  client_id: clientId,
+  ...(present.length ? { 'present_channels[]': present } : {}),
+  ...(leave.length ? { 'leave_channels[]': leave } : {}),
+});
+
+/** Presence messages without their global ids, which are the store's own business. */
+const messages = (response: ParityResponse) =>
+  (response.body as Array<Record<string, unknown>>).map((m) => ({
+    channel: m['channel'],
+    message_id: m['message_id'],
+    data: m['data'],
+  }));
+
+const online = { '/site/online': { public: true, allowedGroupIds: [10] } };
+
+export const scenarios: ParityScenario[] = [
+  {
+    name: 'a user entering is in the state with the message id of their entry',
+    setup: { channels: online },
+    async run(d) {
+      const entered = await d.update(update('a1', ['/site/online']), ann);
+      const state = await d.get('channels[]=/site/online', null);
+      return { entered, state };
+    },
+    expected: {
+      entered: { status: 200, body: { '/site/online': true } },
+      state: {
+        status: 200,
+        body: {
+          '/site/online': { users: [pub(ann)], count: 1, last_message_id: 1 },
+        },
+      },
+    },
+  },
+  {
+    name: 'two tabs of one user are one member: one enter, and one leave on the last tab',
+    setup: { channels: online },
+    async run(d) {
+      await d.update(update('a1', ['/site/online']), ann);
+      await d.update(update('a2', ['/site/online']), ann);
+      const afterTwo = await d.get('channels[]=/site/online', null);
+      await d.update(update('a1', [], ['/site/online']), ann);
+      const afterOne = await d.get('channels[]=/site/online', null);
+      await d.update(update('a2', [], ['/site/online']), ann);
+      const bus = await d.poll('watcher', { '/presence/site/online': 0 }, bob);
+      return {
+        afterTwo: afterTwo.body,
+        afterOne: afterOne.body,
+        messages: messages(bus),
+      };
+    },
+    expected: {
+      afterTwo: {
+        '/site/online': { users: [pub(ann)], count: 1, last_message_id: 1 },
+      },
+      afterOne: {
+        '/site/online': { users: [pub(ann)], count: 1, last_message_id: 1 },
+      },
+      messages: [
+        {
+          channel: '/presence/site/online',
+          message_id: 1,
+          data: { entering_users: [pub(ann)] },
+        },
+        {
+          channel: '/presence/site/online',
+          message_id: 2,
+          data: { leaving_user_ids: [1] },
+        },
+      ],
+    },
+  },
+  {
+    name: 'a heartbeat publishes nothing; leaving an unknown client or twice is a no-op',
+    setup: { channels: online },
+    async run(d) {
+      await d.update(update('a1', ['/site/online']), ann);
+      await d.update(update('a1', ['/site/online']), ann);
+      const unknown = await d.update(update('nope', [], ['/site/online']), bob);
+      await d.update(update('a1', [], ['/site/online']), ann);
+      await d.update(update('a1', [], ['/site/online']), ann);
+      const bus = await d.poll('watcher', { '/presence/site/online': 0 }, bob);
+      return { unknown, ids: messages(bus).map((m) => m.message_id) };
+    },
+    expected: { unknown: { status: 200, body: {} }, ids: [1, 2] },
+  },
+  {
+    name: 'count-only channels reveal counts, never identities',
+    setup: {
+      channels: {
+        '/stats/visitors': {
+          public: true,
+          allowedGroupIds: [10],
+          countOnly: true,
+        },
+      },
+    },
+    async run(d) {
+      await d.update(update('a1', ['/stats/visitors']), ann);
+      await d.update(update('b1', ['/stats/visitors']), bob);
+      await d.update(update('a1', [], ['/stats/visitors']), ann);
+      const state = await d.get('channels[]=/stats/visitors', eve);
+      const bus = await d.poll(
+        'watcher',
+        { '/presence/stats/visitors': 0 },
+        eve,
+      );
+      return { state: state.body, messages: messages(bus) };
+    },
+    expected: {
+      state: { '/stats/visitors': { count: 1, last_message_id: 3 } },
+      messages: [
+        {
+          channel: '/presence/stats/visitors',
+          message_id: 1,
+          data: { count_delta: 1 },
+        },
+        {
+          channel: '/presence/stats/visitors',
+          message_id: 2,
+          data: { count_delta: 1 },
+        },
+        {
+          channel: '/presence/stats/visitors',
+          message_id: 3,
+          data: { count_delta: -1 },
+        },
+      ],
+    },
+  },
+  {
+    name: 'a forbidden channel is indistinguishable from a nonexistent one',
+    setup: { channels: { '/team/1': { allowedUserIds: [1, 2] } } },
+    async run(d) {
+      await d.update(update('a1', ['/team/1']), ann);
+      return {
+        batched: await d.get('channels[]=/team/1&channels[]=/team/404', eve),
+        legacyForbidden: await d.get('channel=/team/1', eve),
+        legacyMissing: await d.get('channel=/team/404', eve),
+        enter: await d.update(update('e1', ['/team/1', '/team/404']), eve),
+        member: (await d.get('channels[]=/team/1', bob)).body,
+      };
+    },
+    expected: {
+      batched: { status: 200, body: { '/team/1': null, '/team/404': null } },
+      legacyForbidden: {
+        status: 404,
+        body: {
+          errors: ['The requested channel was not found.'],
+          error_type: 'not_found',
+        },
+      },
+      legacyMissing: {
+        status: 404,
+        body: {
+          errors: ['The requested channel was not found.'],
+          error_type: 'not_found',
+        },
+      },
+      enter: { status: 200, body: { '/team/1': false, '/team/404': false } },
+      member: {
+        '/team/1': { users: [pub(ann)], count: 1, last_message_id: 1 },
+      },
+    },
+  },
+  {
+    name: 'anonymous visitors may view public channels but never enter',
+    setup: { channels: { '/site/online': { public: true } } },
+    async run(d) {
+      return {
+        view: await d.get('channels[]=/site/online', null),
+        enter: await d.update(update('x1', ['/site/online']), null),
+      };
+    },
+    expected: {
+      view: {
+        status: 200,
+        body: {
+          '/site/online': { users: [], count: 0, last_message_id: null },
+        },
+      },
+      enter: {
+        status: 403,
+        body: {
+          errors: ['You need to be logged in to do that.'],
+          error_type: 'not_logged_in',
+        },
+      },
+    },
+  },
+  {
+    name: 'any signed-in user may enter a public channel; a viewer-less channel nobody may',
+    setup: { channels: { '/site/news': { public: true }, '/site/closed': {} } },
+    async run(d) {
+      return {
+        enter: (
+          await d.update(update('e1', ['/site/news', '/site/closed']), eve)
+        ).body,
+        closed: (await d.get('channels[]=/site/closed', eve)).body,
+      };
+    },
+    expected: {
+      enter: { '/site/news': true, '/site/closed': false },
+      closed: { '/site/closed': null },
+    },
+  },
+  {
+    name: 'a client that stops heart-beating expires, and one sweep announces every expired user at once',
+    setup: {
+      channels: {
+        '/site/online': { public: true, allowedGroupIds: [10], timeout: 30 },
+      },
+    },
+    async run(d) {
+      await d.update(update('a1', ['/site/online']), ann);
+      await d.update(update('b1', ['/site/online']), bob);
+      await d.advance(20_000);
+      const early = (await d.get('channels[]=/site/online', null)).body;
+      await d.advance(15_000);
+      const late = (await d.get('channels[]=/site/online', null)).body;
+      const bus = await d.poll('watcher', { '/presence/site/online': 2 }, null);
+      return { early, late, messages: messages(bus) };
+    },
+    expected: {
+      early: {
+        '/site/online': {
+          users: [pub(ann), pub(bob)],
+          count: 2,
+          last_message_id: 2,
+        },
+      },
+      late: { '/site/online': { users: [], count: 0, last_message_id: 3 } },
+      messages: [
+        {
+          channel: '/presence/site/online',
+          message_id: 3,
+          data: { leaving_user_ids: [1, 2] },
+        },
+      ],
+    },
+  },
+  {
+    name: 'a heartbeat keeps a client present past its first timeout',
+    setup: {
+      channels: {
+        '/site/online': { public: true, allowedGroupIds: [10], timeout: 30 },
+      },
+    },
+    async run(d) {
+      await d.update(update('a1', ['/site/online']), ann);
+      await d.advance(20_000);
+      await d.update(update('a1', ['/site/online']), ann);
+      await d.advance(20_000);
+      return (await d.get('channels[]=/site/online', null)).body;
+    },
+    expected: {
+      '/site/online': { users: [pub(ann)], count: 1, last_message_id: 1 },
+    },
+  },
+  {
+    name: 'a client that missed messages reads them from the backlog after its last id',
+    setup: { channels: online },
+    async run(d) {
+      await d.update(update('a1', ['/site/online']), ann);
+      await d.update(update('b1', ['/site/online']), bob);
+      await d.update(update('a1', [], ['/site/online']), ann);
+      const after1 = await d.poll('c', { '/presence/site/online': 1 }, null);
+      const lastTwo = await d.poll('c', { '/presence/site/online': -3 }, null);
+      return {
+        after1: messages(after1).map((m) => m.message_id),
+        lastTwo: messages(lastTwo).map((m) => m.message_id),
+      };
+    },
+    expected: { after1: [2, 3], lastTwo: [2, 3] },
+  },
+  {
+    name: 'asking with -1 or beyond the end answers with the status of the channel',
+    setup: { channels: online },
+    async run(d) {
+      await d.update(update('a1', ['/site/online']), ann);
+      const fresh = await d.poll('c', { '/presence/site/online': -1 }, null);
+      const beyond = await d.poll('c', { '/presence/site/online': 42 }, null);
+      const strip = (r: ParityResponse) =>
+        (r.body as Array<Record<string, unknown>>).map((m) => ({
+          channel: m['channel'],
+          data: m['data'],
+        }));
+      return { fresh: strip(fresh), beyond: strip(beyond) };
+    },
+    expected: {
+      fresh: [{ channel: '/__status', data: { '/presence/site/online': 1 } }],
+      beyond: [{ channel: '/__status', data: { '/presence/site/online': 1 } }],
+    },
+  },
+  {
+    name: 'messages of a restricted channel reach its members only',
+    setup: { channels: { '/topic/1/reply': { allowedGroupIds: [10] } } },
+    async run(d) {
+      await d.update(update('a1', ['/topic/1/reply']), ann);
+      const member = await d.poll('b', { '/presence/topic/1/reply': 0 }, bob);
+      const outsider = await d.poll('e', { '/presence/topic/1/reply': 0 }, eve);
+      const anonymous = await d.poll(
+        'x',
+        { '/presence/topic/1/reply': 0 },
+        null,
+      );
+      return {
+        member: messages(member),
+        outsider: outsider.body,
+        anonymous: anonymous.body,
+      };
+    },
+    expected: {
+      member: [
+        {
+          channel: '/presence/topic/1/reply',
+          message_id: 1,
+          data: { entering_users: [pub(ann)] },
+        },
+      ],
+      outsider: [],
+      anonymous: [],
+    },
+  },
+  {
+    name: 'GET validates its input',
+    setup: { channels: online },
+    async run(d) {
+      const many = Array.from(
+        { length: 51 },
+        (_, i) => `channels[]=/site/c${i}`,
+      ).join('&');
+      return {
+        missing: (await d.get('', null)).status,
+        tooMany: (await d.get(many, null)).status,
+        duplicates: await d.get(
+          'channels[]=/site/online&channels[]=/site/online',
+          null,
+        ),
+        invalidName: (await d.get('channels[]=nope', null)).body,
+      };
+    },
+    expected: {
+      missing: 400,
+      tooMany: 400,
+      duplicates: {
+        status: 200,
+        body: {
+          '/site/online': { users: [], count: 0, last_message_id: null },
+        },
+      },
+      invalidName: { nope: null },
+    },
+  },
+  {
+    name: 'update validates its input',
+    setup: { channels: online },
+    async run(d) {
+      const fifty = Array.from({ length: 51 }, (_, i) => `/site/c${i}`);
+      return {
+        noClient: (
+          await d.update({ 'present_channels[]': ['/site/online'] }, ann)
+        ).status,
+        longClient: (
+          await d.update(update('x'.repeat(65), ['/site/online']), ann)
+        ).status,
+        blankClient: (await d.update(update('   ', ['/site/online']), ann))
+          .status,
+        tooMany: (await d.update(update('a1', fifty), ann)).status,
+        state: (await d.get('channels[]=/site/online', null)).body,
+      };
+    },
+    expected: {
+      noClient: 400,
+      longClient: 400,
+      blankClient: 400,
+      tooMany: 400,
+      state: { '/site/online': { users: [], count: 0, last_message_id: null } },
+    },
+  },
+  {
+    name: 'too many updates are rate limited with the time to wait',
+    setup: { channels: online, rateLimit: { limit: 3, windowMs: 10_000 } },
+    async run(d) {
+      const statuses: number[] = [];
+      for (let i = 0; i < 3; i++)
+        statuses.push(
+          (await d.update(update('a1', ['/site/online']), ann)).status,
+        );
+      const limited = await d.update(update('a1', ['/site/online']), ann);
+      const other = await d.update(update('b1', ['/site/online']), bob);
+      await d.advance(10_000);
+      const later = await d.update(update('a1', ['/site/online']), ann);
+      return { statuses, limited, other: other.status, later: later.status };
+    },
+    expected: {
+      statuses: [200, 200, 200],
+      limited: {
+        status: 429,
+        retryAfter: '10',
+        body: {
+          errors: [
+            "You've performed this action too many times. Please wait 10 seconds before trying again.",
+          ],
+          error_type: 'rate_limit',
+          extras: { wait_seconds: 10 },
+        },
+      },
+      other: 200,
+      later: 200,
+    },
+  },
+  {
+    name: 'all presents are applied before the leaves of one update',
+    setup: { channels: online },
+    async run(d) {
+      await d.update(update('a1', ['/site/online'], ['/site/online']), ann);
+      return (await d.get('channels[]=/site/online', null)).body;
+    },
+    expected: { '/site/online': { users: [], count: 0, last_message_id: 2 } },
+  },
+];

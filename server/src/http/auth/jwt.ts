@@ -1,0 +1,194 @@
+import { readFileSync } from 'node:fs';
+import type { Request } from 'express';
+import {
+  errors as joseErrors,
+  importSPKI,
+  jwtVerify,
+  type CryptoKey,
+  type JWTPayload,
+} from 'jose';
+import type { CurrentUser } from '../../core/types.js';
+import { readCookie, type CurrentUserHook } from './current-user.js';
+
+/**
+ * JWT authentication: how a host backend lets its users talk to a separate presence server. The host
+ * signs a short-lived token for the logged-in user; the browser sends it as `Authorization: Bearer
+ * <token>` or in a cookie (default name `presence_token`).
+ *
+ * Claims:
+ * - `sub` (required): the user id, a positive integer or its decimal string;
+ * - `username` (required): non-empty string;
+ * - `name` (optional): string or null;
+ * - `avatar_template` (optional): string, e.g. `/user_avatar/ann/{size}.png`; default `''`;
+ * - `groups` (optional): array of integer group ids; default `[]`;
+ * - `exp`/`nbf` are enforced when present (30 s clock tolerance).
+ *
+ * A token with a bad signature, a wrong algorithm, expired, or with missing/invalid claims makes the
+ * request **anonymous** — it is never an error for reads (public channels stay visible). A write then
+ * fails like any anonymous one (403 `not_logged_in`), with `extras.reason` = `token_expired` or
+ * `invalid_token` so the client can refresh its token (see {@link tokenRejection}).
+ */
+export interface JwtAuthOptions {
+  /** HS256 shared secret. Use at least 32 random bytes. */
+  secret?: string | Uint8Array;
+  /** RS256 public key: a PEM string (SPKI, `-----BEGIN PUBLIC KEY-----`). */
+  publicKey?: string;
+  /** Cookie read when no `Authorization: Bearer` header is sent. Default `presence_token`. */
+  cookieName?: string;
+  /** Expected `iss`, if the host sets one. */
+  issuer?: string;
+  /** Expected `aud`, if the host sets one. */
+  audience?: string;
+  /** Clock (ms since epoch) for `exp`/`nbf`; injectable for tests. */
+  clock?: () => number;
+}
+
+/** Why a presented token was rejected, per request (read by the update route for its error). */
+const rejections = new WeakMap<Request, TokenRejection>();
+
+/** `token_expired` for an expired token, `invalid_token` for everything else. */
+export type TokenRejection = 'token_expired' | 'invalid_token';
+
+/** Why the token presented with `req` was rejected, or `undefined` (none presented, or it was accepted). */
+export function tokenRejection(req: Request): TokenRejection | undefined {
+  return rejections.get(req);
+}
+
+/** Default cookie carrying the token. */
+export const DEFAULT_JWT_COOKIE = 'presence_token';
+
+const CLOCK_TOLERANCE_SECONDS = 30; // servers' clocks drift; 30 s keeps a fresh token valid everywhere
+
+/**
+ * Builds a {@link CurrentUserHook} that verifies JWTs (HS256 with `secret`, RS256 with `publicKey`; both
+ * may be given, the token's `alg` picks the key and no other algorithm is ever accepted).
+ *
+ * @example
+ * const currentUser = await jwtCurrentUser({ secret: process.env.PRESENCE_JWT_SECRET });
+ * @throws Error when neither key is given or the public key is not a valid PEM.
+ */
+export async function jwtCurrentUser(
+  options: JwtAuthOptions,
+): Promise<CurrentUserHook> {
+  const keys = new Map<string, Uint8Array | CryptoKey>();
+  if (options.secret !== undefined) {
+    const secret =
+      typeof options.secret === 'string'
+        ? new TextEncoder().encode(options.secret)
+        : options.secret;
+    if (secret.length === 0)
+      throw new Error('jwt: the HS256 secret must not be empty');
+    keys.set('HS256', secret);
+  }
+  if (options.publicKey !== undefined) {
+    try {
+      keys.set('RS256', await importSPKI(options.publicKey, 'RS256'));
+    } catch (err) {
+      throw new Error(
+        `jwt: the RS256 public key is not a valid SPKI PEM ("-----BEGIN PUBLIC KEY-----"): ${(err as Error).message}`,
+      );
+    }
+  }
+  if (keys.size === 0)
+    throw new Error('jwt: give a `secret` (HS256) or a `publicKey` (RS256)');
+  const algorithms = [...keys.keys()];
+  const cookieName = options.cookieName ?? DEFAULT_JWT_COOKIE;
+  const clock = options.clock ?? Date.now;
+
+  return async (req) => {
+    const token = bearerToken(req) ?? readCookie(req, cookieName);
+    if (!token) return null;
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(
+        token,
+        (header) => keyFor(keys, header.alg),
+        {
+          algorithms,
+          clockTolerance: CLOCK_TOLERANCE_SECONDS,
+          currentDate: new Date(clock()),
+          ...(options.issuer !== undefined ? { issuer: options.issuer } : {}),
+          ...(options.audience !== undefined
+            ? { audience: options.audience }
+            : {}),
+        },
+      ));
+    } catch (err) {
+      rejections.set(
+        req,
+        err instanceof joseErrors.JWTExpired
+          ? 'token_expired'
+          : 'invalid_token',
+      );
+      return null;
+    }
+    const user = userFromClaims(payload);
+    if (!user) rejections.set(req, 'invalid_token');
+    return user;
+  };
+}
+
+/** Reads a PEM public key file for {@link JwtAuthOptions.publicKey}, with an error naming the file. */
+export function readPublicKeyFile(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new Error(
+      `jwt: cannot read the public key file ${path}: ${(err as Error).message}`,
+    );
+  }
+}
+
+function keyFor(
+  keys: Map<string, Uint8Array | CryptoKey>,
+  alg: string | undefined,
+): Uint8Array | CryptoKey {
+  const key = alg === undefined ? undefined : keys.get(alg);
+  // `algorithms` already rejects other algorithms; this keeps a key from ever serving the wrong one.
+  if (!key)
+    throw new joseErrors.JOSEAlgNotAllowed(
+      `"alg" (Algorithm) Header Parameter value not allowed`,
+    );
+  return key;
+}
+
+function bearerToken(req: Request): string | undefined {
+  const header = req.get('authorization');
+  if (!header) return undefined;
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  return match ? match[1] : undefined;
+}
+
+/** The user described by verified claims, or `null` when a required claim is missing or malformed. */
+export function userFromClaims(claims: JWTPayload): CurrentUser | null {
+  const sub = claims.sub;
+  const id =
+    typeof sub === 'string' && /^[1-9]\d{0,15}$/.test(sub)
+      ? Number(sub)
+      : (sub as unknown);
+  if (typeof id !== 'number' || !Number.isSafeInteger(id) || id <= 0)
+    return null;
+  const {
+    username,
+    name,
+    avatar_template: avatarTemplate,
+    groups,
+  } = claims as Record<string, unknown>;
+  if (typeof username !== 'string' || username.trim() === '') return null;
+  if (name !== undefined && name !== null && typeof name !== 'string')
+    return null;
+  if (avatarTemplate !== undefined && typeof avatarTemplate !== 'string')
+    return null;
+  if (
+    groups !== undefined &&
+    !(Array.isArray(groups) && groups.every((g) => Number.isSafeInteger(g)))
+  )
+    return null;
+  return {
+    id,
+    username,
+    name: name ?? null,
+    avatar_template: avatarTemplate ?? '',
+    groupIds: (groups as number[] | undefined) ?? [],
+  };
+}

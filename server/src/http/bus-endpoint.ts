@@ -1,0 +1,74 @@
+import type { Request } from 'express';
+import {
+  MessageBus,
+  type MessageBusOptions,
+} from '../core/message-bus/message-bus.js';
+import type { Logger } from '../core/logger.js';
+import type { PresenceStore } from '../core/store.js';
+import type {
+  Audience,
+  BusMessage,
+  Clock,
+  CurrentUser,
+} from '../core/types.js';
+import {
+  messageBusRouter,
+  type MessageBusRouter,
+} from '../message-bus/router.js';
+
+/** Options of {@link createBusEndpoint}. */
+export interface BusEndpointOptions {
+  store: PresenceStore;
+  clock: Clock;
+  logger: Logger;
+  /** The same identity hook as the presence endpoints. */
+  currentUser: (req: Request) => Promise<CurrentUser | null>;
+  /** May the requester follow bus channel `channel` at all? (Presence channels: only those who may view them.) */
+  canFollow: NonNullable<MessageBusOptions['canFollow']>;
+  longPollMs?: number;
+  /** Origins granted CORS for cross-origin polls. */
+  allowedOrigins?: readonly string[];
+}
+
+/** The message bus as mounted by `createPresenceServer`: its router, host-side publish, and shutdown. */
+export interface BusEndpoint {
+  router: MessageBusRouter;
+  bus: MessageBus;
+  publish(
+    channel: string,
+    data: unknown,
+    audience?: Audience | null,
+  ): Promise<BusMessage>;
+  /** Answers held polls, then stops the bus's subscriptions (the store stays open). */
+  close(): Promise<void>;
+}
+
+/** Wires the MessageBus (SPEC §4) to the presence server's store, identity hook and access rules. */
+export function createBusEndpoint(options: BusEndpointOptions): BusEndpoint {
+  const bus = new MessageBus({
+    store: options.store,
+    clock: options.clock,
+    logger: options.logger,
+    canFollow: options.canFollow,
+  });
+  const router = messageBusRouter({
+    bus,
+    currentUser: options.currentUser,
+    logger: options.logger,
+    ...(options.longPollMs !== undefined
+      ? { longPollMs: options.longPollMs }
+      : {}),
+    ...(options.allowedOrigins
+      ? { allowedOrigins: options.allowedOrigins }
+      : {}),
+  });
+  return {
+    router,
+    bus,
+    publish: (channel, data, audience) => bus.publish(channel, data, audience),
+    close: async () => {
+      await router.close();
+      await bus.close();
+    },
+  };
+}

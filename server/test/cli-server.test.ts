@@ -1,0 +1,183 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { SignJWT } from 'jose';
+import { runCli, startCli, type RunningServer } from './support/http-spawn.js';
+
+/** The `ember-presence-server` command: flags, startup, serving, and graceful shutdown. */
+
+const dir = mkdtempSync(join(tmpdir(), 'presence-cli-'));
+const running: RunningServer[] = [];
+after(async () => {
+  for (const server of running) await server.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function start(args: string[]): Promise<RunningServer> {
+  const server = await startCli(args);
+  running.push(server);
+  return server;
+}
+
+describe('ember-presence-server', () => {
+  it('--help prints the usage and exits 0', async () => {
+    const { code, stdout } = await runCli(['--help']);
+    assert.equal(code, 0);
+    assert.match(stdout, /Usage: ember-presence-server/);
+    assert.match(stdout, /--redis-url/);
+  });
+
+  it('an unknown flag prints the usage on stderr and exits 2', async () => {
+    const { code, stderr, stdout } = await runCli(['--nope']);
+    assert.equal(code, 2);
+    assert.match(stderr, /--nope/);
+    assert.match(stderr, /Usage:/);
+    assert.equal(stdout, '');
+  });
+
+  it('bad flag values exit 2', async () => {
+    const port = await runCli(['--port', 'eighty']);
+    assert.equal(port.code, 2);
+    assert.match(port.stderr, /--port/);
+    const level = await runCli(['--log-level', 'loud']);
+    assert.equal(level.code, 2);
+    assert.match(level.stderr, /--log-level/);
+    const redis = await runCli(['--redis-url', 'localhost']);
+    assert.equal(redis.code, 2);
+    assert.match(redis.stderr, /--redis-url/);
+    const positional = await runCli(['serve']);
+    assert.equal(positional.code, 2);
+  });
+
+  it('a --config module without a default function fails to start with a message naming the fix', async () => {
+    const file = join(dir, 'bad-config.mjs');
+    writeFileSync(file, 'export const x = 1;\n');
+    const { code, stderr } = await runCli(['--port', '0', '--config', file]);
+    assert.equal(code, 1);
+    assert.match(stderr, /must default-export a function/);
+  });
+
+  it('--demo serves the demo channels and login, answers /healthz, and exits 0 on SIGTERM with a poll held', async () => {
+    const server = await start(['--demo']);
+    assert.ok(
+      server.lines.some((l) => /single process/.test(l)),
+      'says the memory store is single-process',
+    );
+    const health = await fetch(`${server.url}/healthz`);
+    assert.equal(health.status, 200);
+    assert.deepEqual(await health.json(), { ok: true });
+
+    const state = await fetch(
+      `${server.url}/presence/get?channels[]=/site/online&channels[]=/team/1`,
+    );
+    assert.deepEqual(await state.json(), {
+      '/site/online': { users: [], count: 0, last_message_id: null },
+      '/team/1': null,
+    });
+
+    const login = await fetch(`${server.url}/presence/demo-login`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Origin: server.url },
+      body: JSON.stringify({ username: 'ann' }),
+    });
+    assert.equal(login.status, 200);
+    const cookie = (login.headers.get('set-cookie') ?? '').split(';')[0]!;
+    const update = await fetch(`${server.url}/presence/update`, {
+      method: 'POST',
+      headers: {
+        'Content-Type': 'application/x-www-form-urlencoded',
+        Origin: server.url,
+        Cookie: cookie,
+      },
+      body: 'client_id=cli-tab&present_channels[]=/site/online&present_channels[]=/team/2',
+    });
+    assert.deepEqual(await update.json(), {
+      '/site/online': true,
+      '/team/2': false,
+    });
+
+    // A streamed poll held at shutdown is ended, and the process exits 0. Its headers arrive as soon as it
+    // is held (the stream's first chunk), so no sleeping is needed to know it is held.
+    const poll = await fetch(`${server.url}/message-bus/cli-poller/poll`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ '/presence/site/online': 1 }),
+    });
+    assert.equal(poll.status, 200);
+    const started = Date.now();
+    const [code, body] = await Promise.all([server.stop(), poll.text()]);
+    assert.equal(code, 0);
+    assert.match(body, /^\[\]\r\n\|\r\n/);
+    assert.ok(Date.now() - started < 5000, 'graceful shutdown is quick');
+    assert.ok(server.lines.some((l) => l.includes('"msg":"stopped"')));
+  });
+
+  it('--redis-url: runs on Redis, answers /healthz, closes the connection and exits 0 on SIGINT', async () => {
+    const server = await start([
+      '--redis-url',
+      process.env['REDIS_URL'] || 'redis://127.0.0.1:6379',
+    ]);
+    assert.ok(server.lines.some((l) => l.includes('"store":"redis"')));
+    const health = await fetch(`${server.url}/healthz`);
+    assert.equal(health.status, 200);
+    server.child.kill('SIGINT');
+    assert.equal(await server.exited, 0);
+  });
+
+  it('--config, --jwt-secret and --static: the documented production setup', async () => {
+    const config = join(dir, 'config.mjs');
+    writeFileSync(
+      config,
+      "export default (presence) => { presence.registerPrefix('chat', (name) => ({ allowedGroupIds: [5] })); };\n",
+    );
+    const site = join(dir, 'dist');
+    mkdirSync(site, { recursive: true });
+    writeFileSync(
+      join(site, 'index.html'),
+      '<!doctype html><title>app shell</title>',
+    );
+    const secret = 'cli-test-secret-0123456789-0123456789';
+    const server = await start([
+      '--config',
+      config,
+      '--jwt-secret',
+      secret,
+      '--static',
+      site,
+    ]);
+
+    const token = await new SignJWT({ sub: '5', username: 'eve', groups: [5] })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setExpirationTime('5m')
+      .sign(new TextEncoder().encode(secret));
+    const update = await fetch(`${server.url}/presence/update`, {
+      method: 'POST',
+      headers: {
+        'Content-Type': 'application/json',
+        Authorization: `Bearer ${token}`,
+      },
+      body: JSON.stringify({
+        client_id: 'jwt-tab',
+        present_channels: ['/chat/1'],
+      }),
+    });
+    assert.deepEqual(await update.json(), { '/chat/1': true });
+
+    const shell = await fetch(`${server.url}/some/client/route`, {
+      headers: { Accept: 'text/html' },
+    });
+    assert.equal(shell.status, 200);
+    assert.match(await shell.text(), /app shell/);
+    const api404 = await fetch(`${server.url}/presence/unknown`, {
+      headers: { Accept: 'text/html' },
+    });
+    assert.equal(api404.status, 404);
+    assert.equal(
+      ((await api404.json()) as { error_type: string }).error_type,
+      'not_found',
+    );
+    assert.equal(await server.stop(), 0);
+  });
+});

@@ -48,6 +48,14 @@ try {
     'the package carries no tests or sources of the dummy app',
     ![...paths].some((p) => p.startsWith('tests/')),
   );
+  check(
+    'the package carries typings for the addon and test-support, with the server core they use',
+    [
+      'declarations/addon/index.d.ts',
+      'declarations/addon-test-support/index.d.ts',
+      'declarations/addon-test-support/-private/core/types.d.ts',
+    ].every((p) => paths.has(p)),
+  );
 
   const app = join(scratch, 'app');
   run('mkdir', ['-p', app]);

@@ -18,6 +18,11 @@ module.exports = function (environment) {
       // Here you can pass flags/options to your application instance
       // when it is created
     },
+
+    // ember-presence: the defaults (SPEC §5) suit the demo; see addon/-private/config.ts for every field.
+    'ember-presence': {
+      baseUrl: '/',
+    },
   };
 
   if (environment === 'development') {
@@ -26,6 +31,15 @@ module.exports = function (environment) {
     // ENV.APP.LOG_TRANSITIONS = true;
     // ENV.APP.LOG_TRANSITIONS_INTERNAL = true;
     // ENV.APP.LOG_VIEW_LOOKUPS = true;
+  }
+
+  // The end-to-end suite (e2e/) builds the demo with a short heartbeat, so that its short channel timeout
+  // tells a cut network from a quiet one within seconds (the 30 s default suits the 60 s default timeout).
+  if (process.env.EMBER_PRESENCE_HEARTBEAT_MS) {
+    ENV['ember-presence'] = {
+      ...ENV['ember-presence'],
+      heartbeatMs: Number(process.env.EMBER_PRESENCE_HEARTBEAT_MS),
+    };
   }
 
   if (environment === 'test') {
@@ -38,6 +52,14 @@ module.exports = function (environment) {
 
     ENV.APP.rootElement = '#ember-testing';
     ENV.APP.autoboot = false;
+
+    // Zero debounce/throttle: updates go out on the next microtask, so tests need neither real waiting
+    // nor clock ticks for them (heartbeat and back-off still use the injected clock).
+    ENV['ember-presence'] = {
+      ...ENV['ember-presence'],
+      debounceMs: 0,
+      throttleMs: 0,
+    };
   }
 
   if (environment === 'production') {

@@ -1,0 +1,152 @@
+import MessageBus, {
+  type MessageBusAjaxOptions,
+  type MessageBusCallback,
+  type MessageBusRequest,
+} from 'message-bus-client';
+
+/**
+ * The transport seam: how the service follows change messages and which client id it reports. The
+ * default wraps `message-bus-client`; tests and the test-support fake register their own under
+ * `ember-presence:bus` (with `instantiate: false`) before the service is first looked up.
+ *
+ * @example
+ * const published = new Map();
+ * owner.register('ember-presence:bus', {
+ *   clientId: 'test-client',
+ *   subscribe(channel, onMessage, lastId) { published.set(channel, onMessage); return () => published.delete(channel); },
+ * }, { instantiate: false });
+ */
+export interface PresenceBus {
+  /** The id this tab reports as `client_id`. */
+  readonly clientId: string;
+  /**
+   * Delivers every message of `channel` with an id greater than `lastId` (0 = the whole backlog), in
+   * order, to `onMessage`. Returns a function that stops the delivery.
+   */
+  subscribe(
+    channel: string,
+    onMessage: (data: unknown, messageId: number) => void,
+    lastId: number,
+  ): () => void;
+  /** Called when the service is destroyed. */
+  destroy?(): void;
+}
+
+export interface MessageBusAdapterOptions {
+  baseUrl: string;
+  /** Configure and start the bus (true), or leave that to the app (false). */
+  start: boolean;
+  credentials: RequestCredentials;
+}
+
+/**
+ * `PresenceBus` over the `message-bus-client` singleton. Nothing touches the bus until the first
+ * subscription, so pages that never subscribe never poll.
+ */
+export function createMessageBusAdapter(
+  options: MessageBusAdapterOptions,
+): PresenceBus {
+  const ours = new Set<{ channel: string; callback: MessageBusCallback }>();
+  let startedByUs = false;
+
+  const ensureStarted = () => {
+    if (!options.start || startedByUs) return;
+    MessageBus.baseUrl = options.baseUrl;
+    // No jQuery in an Ember app: give the bus a fetch-free XHR transport (it needs progress events for
+    // chunked streaming, which fetch cannot give it here).
+    if (!MessageBus.ajax)
+      MessageBus.ajax = (ajaxOptions) =>
+        xhrAjax(ajaxOptions, options.credentials);
+    MessageBus.start();
+    startedByUs = true;
+  };
+
+  return {
+    get clientId() {
+      return MessageBus.clientId;
+    },
+    subscribe(channel, onMessage, lastId) {
+      ensureStarted();
+      const callback: MessageBusCallback = (data, _globalId, messageId) =>
+        onMessage(data, messageId);
+      const entry = { channel, callback };
+      ours.add(entry);
+      MessageBus.subscribe(channel, callback, lastId);
+      return () => {
+        if (!ours.delete(entry)) return;
+        MessageBus.unsubscribe(channel, callback);
+      };
+    },
+    destroy() {
+      for (const { channel, callback } of ours)
+        MessageBus.unsubscribe(channel, callback);
+      ours.clear();
+      // Stop only a bus we started and nobody else uses: another part of the app may share it.
+      if (startedByUs && MessageBus.callbacks.length === 0) MessageBus.stop();
+      startedByUs = false;
+    },
+  };
+}
+
+/**
+ * The jQuery.ajax subset `message-bus-client` calls: a form-encoded POST whose JSON (or, when streaming,
+ * text) answer goes to `success`, with `error(xhr, 'abort' | 'error')` and then `complete()`.
+ */
+function xhrAjax(
+  options: MessageBusAjaxOptions,
+  credentials: RequestCredentials,
+): MessageBusRequest {
+  const xhr = new XMLHttpRequest();
+  let aborted = false;
+  xhr.open(options.type, options.url, true);
+  xhr.withCredentials = credentials === 'include';
+  xhr.setRequestHeader(
+    'Content-Type',
+    'application/x-www-form-urlencoded; charset=UTF-8',
+  );
+  xhr.setRequestHeader('X-Requested-With', 'XMLHttpRequest');
+  for (const [name, value] of Object.entries(options.headers))
+    xhr.setRequestHeader(name, value);
+  if (options.messageBus.chunked) options.messageBus.onProgressListener(xhr);
+
+  xhr.onreadystatechange = () => {
+    if (xhr.readyState !== 4) return; // DONE (fake XHRs in tests may lack the static constant)
+    try {
+      if (!aborted && xhr.status >= 200 && xhr.status < 300) {
+        let body: unknown = xhr.responseText;
+        if (options.dataType === 'json') {
+          try {
+            body = JSON.parse(xhr.responseText);
+          } catch {
+            options.error(xhr, 'parsererror');
+            return;
+          }
+        }
+        options.success(body);
+      } else {
+        options.error(xhr, aborted ? 'abort' : 'error');
+      }
+    } finally {
+      options.complete();
+    }
+  };
+
+  const body = new URLSearchParams();
+  for (const [key, value] of Object.entries(options.data)) {
+    // Channel ids and `__seq` are numbers; null/undefined ("from now") is sent empty.
+    body.append(
+      key,
+      typeof value === 'number' || typeof value === 'string'
+        ? String(value)
+        : '',
+    );
+  }
+  xhr.send(body.toString());
+
+  return {
+    abort() {
+      aborted = true;
+      xhr.abort();
+    },
+  };
+}

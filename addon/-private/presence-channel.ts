@@ -1,0 +1,158 @@
+import { tracked } from '@glimmer/tracking';
+import { resolveActiveOptions, type ActiveOptions } from './activity';
+import type { ChannelState } from './channel-state';
+import type { PresenceUser } from './types';
+
+/** Options of `PresenceChannel#enter`. */
+export interface EnterOptions {
+  /**
+   * Report this client as gone while the person is away (tab hidden, no input), and back when they
+   * return. Default `true`; pass `false` for presence that is about the page being open.
+   */
+  onlyWhileActive?: boolean;
+  /** What "away" means; each value has a minimum (60000 and 10000 ms) and defaults to it. */
+  activeOptions?: Partial<ActiveOptions>;
+}
+
+/** How a proxy reaches the service. Internal: apps get proxies from `presence.getChannel()`. */
+export interface ChannelHost {
+  /** Throws an error naming the fix when the visitor is anonymous. */
+  assertCanEnter(name: string, action: 'enter' | 'leave'): void;
+  enter(proxy: PresenceChannel, rule: ActiveOptions | null): Promise<void>;
+  leave(proxy: PresenceChannel): Promise<void>;
+  /** Resolves with the shared state once it has data; the proxy may have unsubscribed meanwhile. */
+  subscribe(
+    proxy: PresenceChannel,
+    initialData: unknown,
+  ): Promise<ChannelState>;
+  unsubscribe(proxy: PresenceChannel): void;
+}
+
+/**
+ * One handle on a presence channel. `presence.getChannel(name)` returns a new one on every call; handles
+ * of the same name share their server traffic and data, so a component can own its handle without
+ * knowing about the others. Every field is tracked: use them directly in templates and getters.
+ *
+ * @example
+ * channel = this.presence.getChannel('/topic/280/reply', { owner: this });
+ * async startTyping() { await this.channel.enter(); }
+ * // {{this.channel.count}} replying: {{#each this.channel.users as |user|}}{{user.username}}{{/each}}
+ */
+export class PresenceChannel {
+  /** The channel name, e.g. `/site/online`. */
+  readonly name: string;
+  /** This handle entered the channel (and was not refused since). */
+  @tracked present = false;
+  /** This handle follows the channel; `users`/`count` are available. */
+  @tracked subscribed = false;
+  /**
+   * Why the channel stopped working for this handle, if it did: a `PresenceChannelNotFound` when the
+   * server refused presence (an `enter` or a later heartbeat answered `false`, e.g. access revoked) or
+   * the channel vanished while subscribed; a `PresenceRequestError` for a request that cannot succeed.
+   * Cleared by the next `enter()`/`subscribe()`.
+   */
+  @tracked error: Error | undefined;
+
+  #host: ChannelHost;
+  @tracked private shared: ChannelState | undefined;
+  #subscribing: Promise<void> | undefined;
+
+  /** @internal Use `presence.getChannel(name)`. */
+  constructor(name: string, host: ChannelHost) {
+    this.name = name;
+    this.#host = host;
+  }
+
+  /** Present users while subscribed (one entry per user); `null` for count-only channels; `undefined` when not subscribed. */
+  get users(): readonly PresenceUser[] | null | undefined {
+    if (!this.subscribed) return undefined;
+    return this.shared?.data?.users;
+  }
+
+  /** Number of present users while subscribed; `undefined` when not subscribed. */
+  get count(): number | undefined {
+    if (!this.subscribed) return undefined;
+    return this.shared?.data?.count;
+  }
+
+  /** Whether the channel only exposes a count; `undefined` until subscribed. */
+  get countOnly(): boolean | undefined {
+    if (!this.subscribed) return undefined;
+    const data = this.shared?.data;
+    return data ? data.users === null : undefined;
+  }
+
+  /**
+   * Marks this handle present. Resolves when the server confirmed; rejects with
+   * `PresenceChannelNotFound` when it refused (the handle is then not present). A second `enter` on a
+   * present handle does nothing. Throws at once for anonymous visitors and for `activeOptions` below the
+   * minimums.
+   */
+  enter(options: EnterOptions = {}): Promise<void> {
+    this.#host.assertCanEnter(this.name, 'enter');
+    const { onlyWhileActive = true, activeOptions } = options;
+    const rule = onlyWhileActive ? resolveActiveOptions(activeOptions) : null;
+    if (this.present) return Promise.resolve();
+    this.present = true;
+    this.error = undefined;
+    return this.#host.enter(this, rule);
+  }
+
+  /** Leaves; resolves when the server confirmed (at once when no request is needed). No-op unless present. */
+  leave(): Promise<void> {
+    this.#host.assertCanEnter(this.name, 'leave');
+    if (!this.present) return Promise.resolve();
+    this.present = false;
+    return this.#host.leave(this);
+  }
+
+  /**
+   * Follows the channel: fetches its state (batched with every other channel subscribed in the same
+   * turn), or takes `initialData` — the same state object the server embeds in a page payload — without
+   * a request. Rejects with `PresenceChannelNotFound` for a missing or forbidden channel. No-op when
+   * already subscribed.
+   */
+  subscribe(initialData?: unknown): Promise<void> {
+    if (this.subscribed) return Promise.resolve();
+    if (this.#subscribing) return this.#subscribing;
+    this.error = undefined;
+    const attempt: Promise<void> = this.#host.subscribe(this, initialData).then(
+      (state) => {
+        if (this.#subscribing !== attempt) return; // unsubscribed while loading
+        this.#subscribing = undefined;
+        this.shared = state;
+        this.subscribed = true;
+      },
+      (error: unknown) => {
+        if (this.#subscribing === attempt) this.#subscribing = undefined;
+        if (error instanceof Error) this.error = error;
+        throw error;
+      },
+    );
+    this.#subscribing = attempt;
+    return attempt;
+  }
+
+  /** Stops following. No-op when not subscribed. */
+  unsubscribe(): void {
+    if (!this.subscribed && !this.#subscribing) return;
+    this.#subscribing = undefined;
+    this.subscribed = false;
+    this.shared = undefined;
+    this.#host.unsubscribe(this);
+  }
+
+  /** @internal The server refused presence for this handle. */
+  _refused(error: Error): void {
+    this.present = false;
+    this.error = error;
+  }
+
+  /** @internal The channel vanished while subscribed. */
+  _lost(error: Error): void {
+    this.#subscribing = undefined;
+    this.subscribed = false;
+    this.shared = undefined;
+    this.error = error;
+  }
+}

@@ -1,0 +1,39 @@
+/**
+ * Plain data shapes of the client core. Nothing here imports Ember, so the reducers that use them can be
+ * unit-tested as pure functions.
+ */
+
+/** A user as the server sends it in channel state and change messages (SPEC §2.1): exactly these fields. */
+export interface PresenceUser {
+  readonly id: number;
+  readonly username: string;
+  readonly name: string | null;
+  readonly avatar_template: string;
+}
+
+/**
+ * What the client knows about one channel at one message id. Immutable: every change produces a new
+ * object, so a single `@tracked` field holding it is enough for templates to update.
+ *
+ * Worked case: the snapshot `{"users":[ann],"count":1,"last_message_id":4}` becomes
+ * `{ users: [ann], count: 1, lastMessageId: 4 }`; message 5 `{"entering_users":[bob]}` then gives
+ * `{ users: [ann, bob], count: 2, lastMessageId: 5 }`.
+ */
+export interface ChannelData {
+  /** The present users, in arrival order, one entry per id; `null` for a count-only channel. */
+  readonly users: readonly PresenceUser[] | null;
+  /** Number of present users (always `users.length` when `users` is not null). */
+  readonly count: number;
+  /**
+   * Id of the last change message folded into this data; 0 when the channel never had one (the server's
+   * `last_message_id: null`), so the next expected message is always `lastMessageId + 1`.
+   */
+  readonly lastMessageId: number;
+}
+
+/** A state object exactly as `GET /presence/get` sends it for one channel (SPEC §3.1). */
+export interface ChannelSnapshot {
+  users?: PresenceUser[];
+  count: number;
+  last_message_id: number | null;
+}

@@ -1,0 +1,349 @@
+import Service from '@ember/service';
+import { tracked } from '@glimmer/tracking';
+import type Owner from '@ember/owner';
+import {
+  associateDestroyableChild,
+  registerDestructor,
+} from '@ember/destroyable';
+import { ActivityMonitor, type ActiveOptions } from '../-private/activity';
+import { createMessageBusAdapter, type PresenceBus } from '../-private/bus';
+import { ChannelState, type ChannelStateHost } from '../-private/channel-state';
+import { Timer, systemClock, type PresenceClock } from '../-private/clock';
+import {
+  resolveConfig,
+  type PresenceConfig,
+  type ResolvedPresenceConfig,
+} from '../-private/config';
+import {
+  PresenceChannel,
+  type ChannelHost,
+} from '../-private/presence-channel';
+import { StateFetcher } from '../-private/state-fetcher';
+import { Updater } from '../-private/updater';
+
+/** Options of `presence.getChannel`. */
+export interface GetChannelOptions {
+  /**
+   * Ties the handle's lifetime to this object (a component, a route, any destroyable): when the owner is
+   * destroyed, the handle leaves and unsubscribes by itself.
+   */
+  owner?: object;
+}
+
+/** The signed-in user as far as presence cares; only the id is used. */
+export interface PresenceCurrentUser {
+  id: number | string;
+}
+
+/**
+ * Real-time presence: who is in a channel, and being in one.
+ *
+ * @example
+ * import Component from '@glimmer/component';
+ * import { service } from '@ember/service';
+ * import type PresenceService from 'ember-presence/services/presence';
+ *
+ * export default class WhoIsReplying extends Component<{ Args: { topicId: number } }> {
+ *   @service declare presence: PresenceService;
+ *   channel: PresenceChannel;
+ *
+ *   constructor(owner: Owner, args: { topicId: number }) {
+ *     super(owner, args);
+ *     // `owner: this`: left and unsubscribed automatically when the component is destroyed.
+ *     this.channel = this.presence.getChannel(`/topic/${args.topicId}/reply`, { owner: this });
+ *     void this.channel.subscribe();
+ *   }
+ * }
+ * // <template>{{this.channel.count}} replying</template>
+ *
+ * Anonymous visitors: call `setCurrentUser(null)`; they can then subscribe to public channels, and
+ * `enter`/`leave` throw. Until told otherwise the service assumes a signed-in user and lets the server
+ * decide (a 403 rejects the `enter`).
+ *
+ * Replaceable edges (for tests and test-support), registered with `instantiate: false` before the
+ * service is first looked up: `ember-presence:bus` (a `PresenceBus`), `ember-presence:clock` (a
+ * `PresenceClock`), `ember-presence:config` (a `PresenceConfig` merged over the app's config).
+ */
+export default class PresenceService extends Service {
+  /** The resolved configuration (defaults applied). */
+  readonly config: ResolvedPresenceConfig;
+
+  @tracked private userState: 'assumed' | 'signed-in' | 'anonymous' = 'assumed';
+
+  #clock: PresenceClock;
+  #injectedBus: PresenceBus | undefined;
+  #bus: PresenceBus | undefined;
+  #states = new Map<string, ChannelState>();
+  #fetcher: StateFetcher;
+  #stateHost: ChannelStateHost;
+  #updater: Updater;
+  #activity: ActivityMonitor;
+  #activityTimer: Timer;
+  #someInactive = false;
+  #lastDesired: ReadonlySet<string> = new Set();
+  #csrfToken: string | null | undefined;
+  #userId: number | string | undefined;
+
+  constructor(owner: Owner) {
+    super(owner);
+    // resolveRegistration is public on the application instance, though not on the narrow Owner type.
+    const environment = (
+      owner as Owner & { resolveRegistration(name: string): unknown }
+    ).resolveRegistration('config:environment') as
+      Record<string, unknown> | undefined;
+    const overrides = owner.lookup('ember-presence:config') as
+      PresenceConfig | undefined;
+    this.config = resolveConfig({
+      ...(environment?.['ember-presence'] ?? {}),
+      ...(overrides ?? {}),
+    });
+    this.#clock =
+      (owner.lookup('ember-presence:clock') as PresenceClock | undefined) ??
+      systemClock;
+    this.#injectedBus = owner.lookup('ember-presence:bus') as
+      PresenceBus | undefined;
+    this.#fetcher = new StateFetcher(this.config);
+    this.#stateHost = {
+      clock: this.#clock,
+      config: this.config,
+      fetchState: (name) => this.#fetcher.fetch(name),
+      bus: () => this.#getBus(),
+      log: (line) => console.log(line),
+      release: (state) => this.#release(state),
+    };
+    this.#updater = new Updater({
+      clock: this.#clock,
+      config: this.config,
+      clientId: () => this.clientId,
+      desiredPresent: () => this.#computeDesired(),
+      presenceRefused: (name, error) => this.#presenceRefused(name, error),
+      csrfToken: () => this.#readCsrfToken(),
+    });
+    this.#activityTimer = new Timer(this.#clock, () => this.#reconcile());
+    this.#activity = new ActivityMonitor(this.#clock, {
+      input: () => {
+        // Input is frequent (pointermove): only recompute when it can bring someone back. The timer
+        // that detects going inactive is armed by the recompute itself.
+        if (this.#someInactive) this.#reconcile();
+      },
+      // Hiding moves the "inactive at" time earlier; showing may bring someone back.
+      visibilityChange: () => this.#reconcile(),
+      pageHide: () => {
+        if (!this.isAnonymous) this.#updater.leaveAll('beacon');
+      },
+      pageShow: () => this.#updater.resume(),
+    });
+  }
+
+  /**
+   * A new handle on channel `name` (`/<prefix>/<rest>`). Handles of one name share server traffic and
+   * data. Pass `{ owner: this }` from a component so the handle cleans up after it.
+   */
+  getChannel(name: string, options: GetChannelOptions = {}): PresenceChannel {
+    if (typeof name !== 'string' || !name.startsWith('/') || name.length < 2) {
+      throw new Error(
+        `ember-presence: getChannel() needs a channel name like '/site/online', got ${JSON.stringify(name)}.`,
+      );
+    }
+    if (this.isDestroying) {
+      throw new Error(
+        'ember-presence: getChannel() was called on a destroyed presence service.',
+      );
+    }
+    const channel = new PresenceChannel(name, this.#channelHost);
+    if (options.owner) {
+      associateDestroyableChild(options.owner, channel);
+      registerDestructor(channel, (doomed: PresenceChannel) =>
+        this.#teardown(doomed),
+      );
+    }
+    return channel;
+  }
+
+  /**
+   * Tells the service who is signed in: a user, or `null` for an anonymous visitor (who may subscribe to
+   * public channels but never enter). Signing out (or switching user) leaves every channel first.
+   */
+  setCurrentUser(user: PresenceCurrentUser | null): void {
+    const nextId = user ? user.id : undefined;
+    const changed = this.userState !== 'assumed' && nextId !== this.#userId;
+    if (changed || (this.userState === 'assumed' && user === null))
+      this.#leaveEverything();
+    this.#userId = nextId;
+    this.userState = user ? 'signed-in' : 'anonymous';
+  }
+
+  /** True after `setCurrentUser(null)`. */
+  get isAnonymous(): boolean {
+    return this.userState === 'anonymous';
+  }
+
+  /** Overrides the CSRF token read from the configured `<meta>` (`null` to send none). */
+  setCsrfToken(token: string | null): void {
+    this.#csrfToken = token;
+  }
+
+  /** The id this tab reports as `client_id`: the MessageBus client id. */
+  get clientId(): string {
+    return this.#getBus().clientId;
+  }
+
+  override willDestroy(): void {
+    super.willDestroy();
+    this.#activity.stop();
+    this.#activityTimer.cancel();
+    this.#updater.destroy();
+    this.#fetcher.destroy();
+    for (const state of this.#states.values()) state.destroy();
+    this.#states.clear();
+    this.#bus?.destroy?.();
+    this.#bus = undefined;
+  }
+
+  // --- internals ---------------------------------------------------------------------------------
+
+  #getBus(): PresenceBus {
+    this.#bus ??=
+      this.#injectedBus ??
+      createMessageBusAdapter({
+        baseUrl: this.config.baseUrl,
+        start: this.config.startBus,
+        credentials: this.config.credentials,
+      });
+    return this.#bus;
+  }
+
+  #stateFor(name: string): ChannelState {
+    let state = this.#states.get(name);
+    if (!state) {
+      state = new ChannelState(name, this.#stateHost);
+      this.#states.set(name, state);
+    }
+    return state;
+  }
+
+  /** Which channels should be present on the server now; also notes when activity can next change it. */
+  #computeDesired(): Set<string> {
+    const desired = new Set<string>();
+    this.#someInactive = false;
+    if (this.isAnonymous || this.isDestroying) return desired;
+    const now = this.#clock.now();
+    let nextCheck = Infinity;
+    for (const state of this.#states.values()) {
+      for (const rule of state.present.values()) {
+        if (rule === null || this.#activity.isActive(rule, now))
+          desired.add(state.name);
+        else this.#someInactive = true;
+        if (rule)
+          nextCheck = Math.min(
+            nextCheck,
+            this.#activity.inactiveAt(rule, now) ?? Infinity,
+          );
+      }
+    }
+    if (nextCheck === Infinity) this.#activityTimer.cancel();
+    else this.#activityTimer.at(nextCheck);
+    return desired;
+  }
+
+  /** Recomputes the desired state and tells the updater when it differs from the last one. */
+  #reconcile(): void {
+    if (this.isDestroying) return;
+    const desired = this.#computeDesired();
+    const same =
+      desired.size === this.#lastDesired.size &&
+      [...desired].every((n) => this.#lastDesired.has(n));
+    this.#lastDesired = desired;
+    if (!same) this.#updater.changed();
+  }
+
+  #leaveEverything(): void {
+    this.#updater.leaveAll('fetch');
+    for (const state of [...this.#states.values()]) {
+      for (const proxy of [...state.present.keys()]) proxy.present = false;
+      state.present.clear();
+      if (state.isUnused) this.#release(state);
+    }
+    this.#updater.reset(
+      new Error(
+        'ember-presence: the current user changed before the server answered.',
+      ),
+    );
+    this.#reconcile();
+  }
+
+  /** The server refused presence in `name`: no handle of it stays present, and each says why. */
+  #presenceRefused(name: string, error: Error): void {
+    const state = this.#states.get(name);
+    if (!state) return;
+    for (const proxy of state.present.keys()) proxy._refused(error);
+    state.present.clear();
+    this.#release(state);
+    this.#reconcile();
+  }
+
+  #release(state: ChannelState): void {
+    if (this.#states.get(state.name) === state && state.isUnused)
+      this.#states.delete(state.name);
+  }
+
+  #teardown(channel: PresenceChannel): void {
+    if (this.isDestroying) return;
+    if (channel.present && !this.isAnonymous) {
+      // Nobody awaits this promise any more; a failure has nowhere to go.
+      channel.leave().catch(() => undefined);
+    }
+    channel.unsubscribe();
+  }
+
+  #readCsrfToken(): string | undefined {
+    if (this.#csrfToken !== undefined) return this.#csrfToken ?? undefined;
+    const metaName = this.config.csrf.metaName;
+    if (!metaName || typeof document === 'undefined') return undefined;
+    const meta = document.querySelector(`meta[name="${CSS.escape(metaName)}"]`);
+    return meta?.getAttribute('content') ?? undefined;
+  }
+
+  #channelHost: ChannelHost = {
+    assertCanEnter: (name, action) => {
+      if (this.isAnonymous) {
+        throw new Error(
+          `ember-presence: anonymous visitors cannot ${action} '${name}'. Sign the user in and call presence.setCurrentUser(user) first, or only subscribe().`,
+        );
+      }
+      if (this.isDestroying)
+        throw new Error(
+          `ember-presence: cannot ${action} '${name}': the presence service was destroyed.`,
+        );
+    },
+    enter: (proxy, rule: ActiveOptions | null) => {
+      this.#stateFor(proxy.name).present.set(proxy, rule);
+      this.#activity.start();
+      const promise = this.#updater.enter(proxy.name);
+      this.#reconcile();
+      return promise;
+    },
+    leave: (proxy) => {
+      const state = this.#states.get(proxy.name);
+      state?.present.delete(proxy);
+      if (state) this.#release(state);
+      const promise = this.#updater.leave(proxy.name);
+      this.#reconcile();
+      return promise;
+    },
+    subscribe: async (proxy, initialData) => {
+      const state = this.#stateFor(proxy.name);
+      await state.subscribe(proxy, initialData);
+      return state;
+    },
+    unsubscribe: (proxy) => {
+      this.#states.get(proxy.name)?.unsubscribe(proxy);
+    },
+  };
+}
+
+declare module '@ember/service' {
+  interface Registry {
+    presence: PresenceService;
+  }
+}

@@ -160,6 +160,15 @@ export default ts.config(
     },
   },
   /**
+   * Compile-time pins of the public API, test-support included; never bundled.
+   */
+  {
+    files: ['type-tests/**/*.ts'],
+    rules: {
+      'ember/no-test-support-import': 'off',
+    },
+  },
+  /**
    * The reference server (ESM TypeScript on Node), its tests, benches and scripts.
    * Kept last so it overrides the Ember/n presets above for these files.
    */

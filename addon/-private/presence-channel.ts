@@ -42,16 +42,36 @@ export class PresenceChannel {
   /** The channel name, e.g. `/site/online`. */
   readonly name: string;
   /** This handle entered the channel (and was not refused since). */
-  @tracked present = false;
+  get present(): boolean {
+    return this._present;
+  }
   /** This handle follows the channel; `users`/`count` are available. */
-  @tracked subscribed = false;
+  get subscribed(): boolean {
+    return this._subscribed;
+  }
   /**
    * Why the channel stopped working for this handle, if it did: a `PresenceChannelNotFound` when the
    * server refused presence (an `enter` or a later heartbeat answered `false`, e.g. access revoked) or
    * the channel vanished while subscribed; a `PresenceRequestError` for a request that cannot succeed.
    * Cleared by the next `enter()`/`subscribe()`.
    */
-  @tracked error: Error | undefined;
+  get error(): Error | undefined {
+    return this._error;
+  }
+
+  /**
+   * One tracked field per raw fact, plus an untracked copy the methods read: `enter()` or `subscribe()`
+   * called while rendering (e.g. from a component constructor) then never reads a tracked value it is
+   * about to write, which Ember forbids in one computation. Unchanged values are not written at all.
+   */
+  @tracked private _present = false;
+  @tracked private _subscribed = false;
+  @tracked private _error: Error | undefined;
+  #flags: ChannelFlags = {
+    present: false,
+    subscribed: false,
+    error: undefined,
+  };
 
   #host: ChannelHost;
   @tracked private shared: ChannelState | undefined;
@@ -92,17 +112,16 @@ export class PresenceChannel {
     this.#host.assertCanEnter(this.name, 'enter');
     const { onlyWhileActive = true, activeOptions } = options;
     const rule = onlyWhileActive ? resolveActiveOptions(activeOptions) : null;
-    if (this.present) return Promise.resolve();
-    this.present = true;
-    this.error = undefined;
+    if (this.#flags.present) return Promise.resolve();
+    this.#set({ present: true, error: undefined });
     return this.#host.enter(this, rule);
   }
 
   /** Leaves; resolves when the server confirmed (at once when no request is needed). No-op unless present. */
   leave(): Promise<void> {
     this.#host.assertCanEnter(this.name, 'leave');
-    if (!this.present) return Promise.resolve();
-    this.present = false;
+    if (!this.#flags.present) return Promise.resolve();
+    this.#set({ present: false });
     return this.#host.leave(this);
   }
 
@@ -113,19 +132,19 @@ export class PresenceChannel {
    * already subscribed.
    */
   subscribe(initialData?: unknown): Promise<void> {
-    if (this.subscribed) return Promise.resolve();
+    if (this.#flags.subscribed) return Promise.resolve();
     if (this.#subscribing) return this.#subscribing;
-    this.error = undefined;
+    this.#set({ error: undefined });
     const attempt: Promise<void> = this.#host.subscribe(this, initialData).then(
       (state) => {
         if (this.#subscribing !== attempt) return; // unsubscribed while loading
         this.#subscribing = undefined;
         this.shared = state;
-        this.subscribed = true;
+        this.#set({ subscribed: true });
       },
       (error: unknown) => {
         if (this.#subscribing === attempt) this.#subscribing = undefined;
-        if (error instanceof Error) this.error = error;
+        if (error instanceof Error) this.#set({ error });
         throw error;
       },
     );
@@ -135,24 +154,43 @@ export class PresenceChannel {
 
   /** Stops following. No-op when not subscribed. */
   unsubscribe(): void {
-    if (!this.subscribed && !this.#subscribing) return;
+    if (!this.#flags.subscribed && !this.#subscribing) return;
     this.#subscribing = undefined;
-    this.subscribed = false;
+    this.#set({ subscribed: false });
     this.shared = undefined;
     this.#host.unsubscribe(this);
   }
 
   /** @internal The server refused presence for this handle. */
   _refused(error: Error): void {
-    this.present = false;
-    this.error = error;
+    this.#set({ present: false, error });
   }
 
   /** @internal The channel vanished while subscribed. */
   _lost(error: Error): void {
     this.#subscribing = undefined;
-    this.subscribed = false;
+    this.#set({ subscribed: false, error });
     this.shared = undefined;
-    this.error = error;
   }
+
+  /** @internal The service forgets this handle's presence (the current user changed). */
+  _forgetPresence(): void {
+    this.#set({ present: false });
+  }
+
+  #set(change: Partial<ChannelFlags>): void {
+    const previous = this.#flags;
+    const next = { ...previous, ...change };
+    this.#flags = next;
+    if (next.present !== previous.present) this._present = next.present;
+    if (next.subscribed !== previous.subscribed)
+      this._subscribed = next.subscribed;
+    if (next.error !== previous.error) this._error = next.error;
+  }
+}
+
+interface ChannelFlags {
+  present: boolean;
+  subscribed: boolean;
+  error: Error | undefined;
 }

@@ -260,7 +260,7 @@ export default class PresenceService extends Service {
   #leaveEverything(): void {
     this.#updater.leaveAll('fetch');
     for (const state of [...this.#states.values()]) {
-      for (const proxy of [...state.present.keys()]) proxy.present = false;
+      for (const proxy of [...state.present.keys()]) proxy._forgetPresence();
       state.present.clear();
       if (state.isUnused) this.#release(state);
     }

@@ -7,5 +7,7 @@ export default class Router extends EmberRouter {
 }
 
 Router.map(function () {
-  // Add route declarations here
+  this.route('topic', { path: '/topic/:topic_id' });
+  this.route('team', { path: '/team/:team_id' });
+  this.route('not-found', { path: '/*path' });
 });

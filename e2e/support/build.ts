@@ -1,0 +1,91 @@
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { REPO_ROOT } from './paths.js';
+
+/**
+ * Heartbeat of the e2e build: well inside the short channel timeout of e2e/e2e-config.ts, and at one
+ * update a second per tab still far from the server's rate limit (20 per 10 s per user).
+ */
+export const E2E_HEARTBEAT_MS = 1000;
+
+const BUILD_TIMEOUT_MS = 300_000; // a cold ember build on two busy cores takes 15–60 s
+
+/** A built demo app and how to dispose of it. */
+export interface BuiltDemo {
+  dir: string;
+  /** Removes the build unless it was given through `E2E_DIST`. */
+  dispose(): void;
+}
+
+/**
+ * Builds the dummy app (the demo) once, with the e2e heartbeat, into a temporary directory. Set
+ * `E2E_DIST=<dir>` to reuse an existing build (built with `EMBER_PRESENCE_HEARTBEAT_MS=1000`).
+ */
+export async function buildDemo(): Promise<BuiltDemo> {
+  const given = process.env['E2E_DIST'];
+  if (given) {
+    if (!existsSync(join(given, 'index.html'))) {
+      throw new Error(
+        `E2E_DIST=${given} has no index.html; build it with EMBER_PRESENCE_HEARTBEAT_MS=${E2E_HEARTBEAT_MS} ember build --environment=development --output-path ${given}`,
+      );
+    }
+    return { dir: given, dispose: () => undefined };
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'ember-presence-e2e-'));
+  const dispose = (): void => rmSync(dir, { recursive: true, force: true });
+  try {
+    await run(
+      join(REPO_ROOT, 'node_modules/.bin/ember'),
+      ['build', '--environment=development', '--output-path', dir],
+      { EMBER_PRESENCE_HEARTBEAT_MS: String(E2E_HEARTBEAT_MS) },
+    );
+  } catch (err) {
+    dispose();
+    throw err;
+  }
+  return { dir, dispose };
+}
+
+function run(
+  command: string,
+  args: string[],
+  env: Record<string, string>,
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, {
+      cwd: REPO_ROOT,
+      env: { ...process.env, ...env, CI: 'true' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    const keep = (chunk: Buffer): void => {
+      output = (output + chunk.toString()).slice(-8000);
+    };
+    child.stdout.on('data', keep);
+    child.stderr.on('data', keep);
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(
+        new Error(
+          `ember build timed out after ${BUILD_TIMEOUT_MS} ms\n${output}`,
+        ),
+      );
+    }, BUILD_TIMEOUT_MS);
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      if (code === 0) resolve();
+      else
+        reject(
+          new Error(
+            `ember build failed (${signal ?? `exit ${code}`})\n${output}`,
+          ),
+        );
+    });
+  });
+}

@@ -4,7 +4,8 @@ module.exports = {
   plugins: ['prettier-plugin-ember-template-tag'],
   overrides: [
     {
-      files: '*.{js,gjs,ts,gts,mjs,mts,cjs,cts}',
+      // Markdown too, so code blocks in the README keep the style of the files they are copied from.
+      files: '*.{js,gjs,ts,gts,mjs,mts,cjs,cts,md}',
       options: {
         singleQuote: true,
         templateSingleQuote: false,

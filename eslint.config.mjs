@@ -67,8 +67,8 @@ export default ts.config(
       'declarations/',
       'server/dist/',
       'tmp/',
-      'test-apps/*/node_modules/',
-      'test-apps/*/dist/',
+      // Each consumer app has its own lint setup.
+      'test-apps/',
       '!**/.*',
     ],
   },

@@ -10,7 +10,10 @@ module.exports = function stripJsExtension() {
     if (
       source &&
       typeof source.value === 'string' &&
-      source.value.startsWith('.') &&
+      // Relative, or already made absolute by a module resolver that ran first (in some host apps it
+      // does); only our own modules, never another package's `x.js` file.
+      (source.value.startsWith('.') ||
+        source.value.startsWith('ember-presence/')) &&
       source.value.endsWith('.js')
     ) {
       source.value = source.value.slice(0, -3);

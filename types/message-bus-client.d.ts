@@ -1,7 +1,8 @@
 /**
  * Hand-written types for `message-bus-client` (a UMD script without its own types), covering what
- * ember-presence and apps that share the bus use. ember-auto-import bundles it, so
- * `import MessageBus from 'message-bus-client'` gives the singleton.
+ * ember-presence and apps that share the bus use. The module has no usable export under every bundler
+ * (Vite sees none): import it for its effect and use the `self.MessageBus` global it sets, as
+ * `addon/-private/bus.ts` does.
  */
 declare module 'message-bus-client' {
   /** Called for each message of a subscribed channel. */
@@ -81,7 +82,4 @@ declare module 'message-bus-client' {
     ): MessageBusCallback;
     unsubscribe(channel: string, callback?: MessageBusCallback): boolean;
   }
-
-  const MessageBus: MessageBus;
-  export default MessageBus;
 }

@@ -1,8 +1,19 @@
-import MessageBus, {
-  type MessageBusAjaxOptions,
-  type MessageBusCallback,
-  type MessageBusRequest,
+import 'message-bus-client';
+import type {
+  MessageBus as MessageBusClient,
+  MessageBusAjaxOptions,
+  MessageBusCallback,
+  MessageBusRequest,
 } from 'message-bus-client';
+
+/**
+ * The `message-bus-client` singleton. The package is a UMD script whose both branches set
+ * `self.MessageBus`, but only some bundlers can see it as an export (ember-auto-import's webpack can,
+ * Vite cannot), so it is imported for its effect and read from the global, which works under both.
+ */
+export const MessageBus = (
+  globalThis as unknown as { MessageBus: MessageBusClient }
+).MessageBus;
 
 /**
  * The transport seam: how the service follows change messages and which client id it reports. The

@@ -1,8 +1,10 @@
 import { module, test } from 'qunit';
 import { settled, waitUntil } from '@ember/test-helpers';
 import Pretender from 'pretender';
-import MessageBus from 'message-bus-client';
-import { createMessageBusAdapter } from 'ember-presence/-private/bus';
+import {
+  MessageBus,
+  createMessageBusAdapter,
+} from 'ember-presence/-private/bus';
 
 module('Unit | message-bus adapter', function (hooks) {
   let server: Pretender;

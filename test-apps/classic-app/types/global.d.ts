@@ -1,0 +1,1 @@
+import '@glint/ember-tsc/types';

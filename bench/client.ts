@@ -1,0 +1,365 @@
+/**
+ * client: the Ember addon in Chromium (playwright-core, the system /usr/bin/chromium), on the built demo
+ * app served by the real `createApp` (demo login, RedisStore).
+ *
+ * 1. Render: transition to `/team/1`, whose channel holds 1,000 present users (filled through the store),
+ *    until every user is in the DOM; same-run baseline: the same page for an empty team.
+ * 2. Idle traffic: 20 channels entered and idle (the signed-in demo user also sits in its two site
+ *    channels); a fake clock (`page.clock`) runs two virtual minutes; every `POST /presence/update` is
+ *    counted: it must equal the heartbeats (30 s → 2 a minute), each carrying every entered channel.
+ *
+ * The demo is built once (`ember build --environment=development`, 1–2 min) into a temporary directory,
+ * or taken from `BENCH_DIST=<dir>`. In `--smoke` the bench runs only when BENCH_DIST is set.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { chromium, type Browser, type Page } from 'playwright-core';
+
+import type { PublishRules } from '../server/src/core/store.js';
+import { RedisStore } from '../server/src/store/redis-store.js';
+import { startServer, type ChildServer } from './lib/child.js';
+import { runConcurrent } from './lib/load.js';
+import { benchPrefix, connectRedis, deletePrefix } from './lib/redis.js';
+import { fmt, median, ratio } from './lib/stats.js';
+import type { Bench, BenchResult } from './lib/types.js';
+import { benchUserById } from './lib/users.js';
+
+const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
+const CHROMIUM = process.env['CHROME_BIN'] || '/usr/bin/chromium';
+const BUILD_TIMEOUT_MS = 300_000;
+const TEAM_RULES: PublishRules = {
+  countOnly: false,
+  audience: { userIds: [1, 2, 3, 4] },
+};
+const IDLE_CHANNELS = 20;
+const HEARTBEAT_MS = 30_000;
+
+/** Builds the demo app into a fresh temporary directory. */
+function buildDemo(dir: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      join(REPO_ROOT, 'node_modules/.bin/ember'),
+      ['build', '--environment=development', '--output-path', dir],
+      {
+        cwd: REPO_ROOT,
+        env: { ...process.env, CI: 'true' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let output = '';
+    const keep = (chunk: Buffer): void => {
+      output = (output + chunk.toString()).slice(-4000);
+    };
+    child.stdout.on('data', keep);
+    child.stderr.on('data', keep);
+    const timer = setTimeout(() => child.kill('SIGKILL'), BUILD_TIMEOUT_MS);
+    child.on('error', reject);
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      if (code === 0) resolve();
+      else
+        reject(
+          new Error(
+            `ember build failed (${signal ?? `exit ${code}`})\n${output}`,
+          ),
+        );
+    });
+  });
+}
+
+/** Page-side helpers, as a string (compiled TypeScript helpers would not exist in the page). */
+const PAGE_HELPERS = `(() => {
+  const namespaces = require('@ember/application/namespace').default.NAMESPACES;
+  const app = namespaces.find((n) => n.__deprecatedInstance__);
+  if (!app) throw new Error('the demo app instance was not found');
+  const owner = app.__deprecatedInstance__;
+  const frame = () => new Promise((resolve) => requestAnimationFrame(() => resolve()));
+  // Room for every resource of a 1,000-user page (each avatar is one): a full buffer drops new entries.
+  performance.setResourceTimingBufferSize(100000);
+  window.__bench = {
+    presence: owner.lookup('service:presence'),
+    router: owner.lookup('service:router'),
+    // Transition to a team page; resolves with ms until its section and \`members\` users are in the DOM
+    // (checked every animation frame), in total and after the last presence response.
+    async visitTeam(id, members) {
+      // The resource timing buffer holds 250 entries by default and then drops new ones: start empty.
+      performance.clearResourceTimings();
+      const started = performance.now();
+      await this.router.transitionTo('team', String(id));
+      for (let i = 0; i < 3000; i++) {
+        const section = document.querySelector('[data-test-team="' + id + '"]');
+        if (section && document.querySelectorAll('[data-test-team-member]').length >= members) {
+          const done = performance.now();
+          // The page shows its list once the state GET and the enter's update have answered: what
+          // follows the last of those answers is the client's own work (apply the snapshot, render).
+          const answered = performance
+            .getEntriesByType('resource')
+            .filter((e) => e.startTime >= started && (e.name.includes('/presence/get') || e.name.includes('/presence/update')))
+            .reduce((last, e) => Math.max(last, e.responseEnd), started);
+          return { total: done - started, afterResponses: done - answered };
+        }
+        await frame();
+      }
+      throw new Error('team ' + id + ' did not render ' + members + ' members');
+    },
+    async home() {
+      await this.router.transitionTo('index');
+      await frame();
+    },
+    async enterMany(names) {
+      this.held = names.map((name) => this.presence.getChannel(name));
+      await Promise.all(this.held.map((channel) => channel.enter({ onlyWhileActive: false })));
+    },
+  };
+})()`;
+
+async function signedInPage(
+  browser: Browser,
+  base: string,
+  fakeClock: boolean,
+): Promise<Page> {
+  const context = await browser.newContext();
+  const login = await context.request.post(`${base}/presence/demo-login`, {
+    data: { username: 'ann' },
+  });
+  if (!login.ok())
+    throw new Error(
+      `demo login answered ${login.status()}: ${await login.text()}`,
+    );
+  const page = await context.newPage();
+  if (fakeClock) await page.clock.install();
+  await page.goto(`${base}/`);
+  await page.waitForFunction(
+    `(() => { try { return require('@ember/application/namespace').default.NAMESPACES.some((n) => n.__deprecatedInstance__ && n.__deprecatedInstance__.lookup('service:session').user); } catch { return false; } })()`,
+    undefined,
+    { timeout: 30_000 },
+  );
+  await page.evaluate(PAGE_HELPERS);
+  return page;
+}
+
+const bench: Bench = {
+  name: 'client',
+  description:
+    'Ember client in Chromium: render 1,000 users; requests per minute with 20 channels idle',
+  async run(context): Promise<BenchResult> {
+    const given = process.env['BENCH_DIST'];
+    if (context.smoke && !given) {
+      return {
+        tables: [],
+        targets: [],
+        notes: [],
+        figures: {},
+        skipped:
+          'needs a built demo app: set BENCH_DIST=<dir> (ember build --environment=development --output-path <dir>)',
+      };
+    }
+    if (!existsSync(CHROMIUM))
+      throw new Error(
+        `Chromium not found at ${CHROMIUM}: install it or set CHROME_BIN`,
+      );
+    const sizes = context.smoke
+      ? { users: 50, rounds: 1, minutes: 1 }
+      : { users: 1000, rounds: 5, minutes: 2 };
+    let dist = given;
+    let built: string | undefined;
+    if (!dist) {
+      built = mkdtempSync(join(tmpdir(), 'ember-presence-bench-'));
+      context.log(
+        'building the demo app (ember build --environment=development)',
+      );
+      await buildDemo(built);
+      dist = built;
+    }
+    if (!existsSync(join(dist, 'index.html')))
+      throw new Error(`${dist} has no index.html: not a built app`);
+
+    const prefix = benchPrefix('client');
+    const redis = await connectRedis(context.redisUrl);
+    const store = new RedisStore(redis, { keyPrefix: prefix });
+    let server: ChildServer | undefined;
+    let browser: Browser | undefined;
+    type Render = { total: number; afterResponses: number };
+    const renders = { big: [] as Render[], empty: [] as Render[] };
+    let updates: { at: number; channels: number }[] = [];
+    let polls = 0;
+    try {
+      server = await startServer({
+        kind: 'demo',
+        redisUrl: context.redisUrl,
+        keyPrefix: prefix,
+        staticDir: dist,
+      });
+      const base = `http://127.0.0.1:${server.port}`;
+      const now = Date.now();
+      await runConcurrent(
+        (i) =>
+          store.present(
+            '/team/1',
+            benchUserById(1001 + i),
+            'c1',
+            3_600_000,
+            TEAM_RULES,
+            now,
+          ),
+        { total: sizes.users, concurrency: 100, maxMs: 60_000 },
+      );
+      browser = await chromium.launch({
+        executablePath: CHROMIUM,
+        args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
+      });
+
+      context.log(`render ${sizes.users} users`);
+      const page = await signedInPage(browser, base, false);
+      // Warm-up visit of each page (templates, first GET), then alternate.
+      await page.evaluate(
+        `window.__bench.visitTeam(1, ${sizes.users}).then(() => window.__bench.home())`,
+      );
+      await page.evaluate(
+        `window.__bench.visitTeam(2, 0).then(() => window.__bench.home())`,
+      );
+      for (let round = 0; round < sizes.rounds; round++) {
+        renders.big.push(
+          await page.evaluate<Render>(
+            `window.__bench.visitTeam(1, ${sizes.users})`,
+          ),
+        );
+        await page.evaluate('window.__bench.home()');
+        renders.empty.push(
+          await page.evaluate<Render>('window.__bench.visitTeam(2, 0)'),
+        );
+        await page.evaluate('window.__bench.home()');
+      }
+      await page.context().close();
+
+      context.log(
+        `${IDLE_CHANNELS} channels idle for ${sizes.minutes} virtual minutes`,
+      );
+      const idle = await signedInPage(browser, base, true);
+      let counting = false;
+      idle.on('request', (request) => {
+        if (!counting) return;
+        if (request.url().includes('/presence/update')) {
+          const body = request.postData() ?? '';
+          updates.push({
+            at: Date.now(),
+            channels: (body.match(/present_channels/g) ?? []).length,
+          });
+        } else if (request.url().includes('/message-bus/')) {
+          polls += 1;
+        }
+      });
+      const names = Array.from(
+        { length: IDLE_CHANNELS },
+        (_, i) => `/team/${101 + i}`,
+      );
+      await idle.evaluate(`window.__bench.enterMany(${JSON.stringify(names)})`);
+      // Let the debounced enter go out and settle before counting.
+      await idle.clock.runFor(2000);
+      await idle.waitForTimeout(300);
+      counting = true;
+      updates = [];
+      const steps = (sizes.minutes * 60_000) / 1000;
+      for (let step = 0; step < steps; step++) {
+        // A person reading the page: input now and then keeps the site channels (onlyWhileActive) entered.
+        if (step % 20 === 0) await idle.mouse.move(10 + (step % 7), 10);
+        await idle.clock.runFor(1000);
+        await idle.waitForTimeout(15);
+      }
+      await idle.waitForTimeout(300);
+      counting = false;
+      await idle.context().close();
+    } finally {
+      await browser?.close();
+      await server?.close();
+      await store.close();
+      await deletePrefix(redis, prefix);
+      redis.disconnect();
+      if (built) rmSync(built, { recursive: true, force: true });
+    }
+
+    const big = median(renders.big.map((r) => r.afterResponses));
+    const empty = median(renders.empty.map((r) => r.afterResponses));
+    const bigTotal = median(renders.big.map((r) => r.total));
+    const emptyTotal = median(renders.empty.map((r) => r.total));
+    const perMinute = updates.length / sizes.minutes;
+    const expected = (sizes.minutes * 60_000) / HEARTBEAT_MS;
+    const minChannels = Math.min(...updates.map((u) => u.channels));
+    return {
+      tables: [
+        {
+          title:
+            'Render a team page: ms until every user is in the DOM (checked each frame; median of rounds)',
+          columns: [
+            'page',
+            'users',
+            'after the last response',
+            '× empty team',
+            'whole transition',
+            '× empty team',
+          ],
+          rows: [
+            [
+              '/team/1',
+              sizes.users,
+              big,
+              `${fmt(ratio(big, empty))}×`,
+              bigTotal,
+              `${fmt(ratio(bigTotal, emptyTotal))}×`,
+            ],
+            ['/team/2 (baseline)', 0, empty, '1×', emptyTotal, '1×'],
+          ],
+        },
+        {
+          title: `Idle traffic, ${IDLE_CHANNELS} channels entered (+ the demo's 2 site channels), ${sizes.minutes} virtual minutes`,
+          columns: ['request', 'count', 'per minute', 'expected per minute'],
+          rows: [
+            [
+              'POST /presence/update',
+              updates.length,
+              perMinute,
+              60_000 / HEARTBEAT_MS,
+            ],
+            ['message-bus polls', polls, polls / sizes.minutes, '—'],
+            [
+              'channels per update (min)',
+              Number.isFinite(minChannels) ? minChannels : 0,
+              '—',
+              IDLE_CHANNELS + 2,
+            ],
+          ],
+        },
+      ],
+      targets: [
+        {
+          what: `requests with ${IDLE_CHANNELS} channels entered and idle`,
+          target: '= heartbeats (2 a minute), each carrying every channel',
+          measured: `${updates.length} updates in ${sizes.minutes} min, ≥ ${Number.isFinite(minChannels) ? minChannels : 0} channels each`,
+          met: updates.length === expected && minChannels >= IDLE_CHANNELS,
+        },
+        {
+          what: `render ${sizes.users} users`,
+          target: 'informational',
+          measured: `${fmt(big)} ms after the last response (${fmt(ratio(big, empty))}× an empty team); whole transition ${fmt(bigTotal)} ms`,
+          met: null,
+        },
+      ],
+      notes: [
+        'The team page lists its users only once its state GET and the enter (debounced 500 ms) have answered, so the whole transition includes that wait; "after the last response" is the client\'s own work (snapshot + render), to the next animation frame.',
+        'The idle minute runs on a fake page clock (playwright page.clock.runFor in 1 s steps) with the default 30 s heartbeat build; message-bus polls are real long polls, counted for information.',
+      ],
+      figures: {
+        [`render ${sizes.users} users ms`]: big,
+        'render empty team ms': empty,
+        [`transition ${sizes.users} users ms`]: bigTotal,
+        'updates per minute': perMinute,
+      },
+    };
+  },
+};
+
+export default bench;

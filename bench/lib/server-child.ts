@@ -1,0 +1,252 @@
+/**
+ * A server under test, run in its own process (forked by `child.ts`) so that the load generator and the
+ * server do not share one event loop, and so that RSS figures are the server's alone.
+ *
+ * Configured by the BENCH_SERVER environment variable (JSON {@link ChildConfig}); answers IPC requests
+ * `{ id, method }` with `{ id, result }` and announces `{ ready: true, port }` once listening on
+ * 127.0.0.1 (port 0).
+ *
+ * Kinds:
+ * - `bare-form`: a bare Express route parsing the same form body as `/presence/update` and answering `{}`;
+ * - `presence`: the real `createApp` (memory or Redis store);
+ * - `fanout`: the same pieces `createPresenceServer` assembles (core, bus with presence access, presence
+ *   router, poll router), but with `maxHeldPolls` raised to hold every poll of the bench;
+ * - `event-baseline`: a bare `node:http` server holding requests and answering them all on one
+ *   `EventEmitter` emit.
+ */
+import { EventEmitter } from 'node:events';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+import express from 'express';
+
+import { createApp, type PresenceStore } from '../../server/src/index.js';
+import { MemoryStore } from '../../server/src/core/memory-store.js';
+import {
+  MessageBus,
+  presenceChannelAccess,
+} from '../../server/src/core/message-bus/index.js';
+import { PresenceCore } from '../../server/src/core/presence.js';
+import { errorMiddleware } from '../../server/src/http/error-middleware.js';
+import { createRedisStore } from '../../server/src/http/redis.js';
+import { silentLogger } from '../../server/src/http/logger.js';
+import { presenceRouter } from '../../server/src/http/presence-router.js';
+import {
+  messageBusRouter,
+  type MessageBusRouter,
+} from '../../server/src/message-bus/router.js';
+import { benchUser } from './users.js';
+import demoConfig from '../../server/config/demo.js';
+
+/** How the child is configured (JSON in BENCH_SERVER). */
+export interface ChildConfig {
+  kind: 'bare-form' | 'presence' | 'fanout' | 'event-baseline' | 'demo';
+  store?: 'memory' | 'redis';
+  redisUrl?: string;
+  keyPrefix?: string;
+  /** demo: the built demo app to serve. */
+  staticDir?: string;
+  /** fanout: most held polls (default 20 000). */
+  maxHeldPolls?: number;
+}
+
+/** `/bench/count-…` channels are public and count-only; every other `/bench/…` channel is public. */
+function benchChannels(name: string): { public: true; countOnly: boolean } {
+  return { public: true, countOnly: name.startsWith('/bench/count-') };
+}
+
+interface Running {
+  server: http.Server;
+  stats(): Record<string, number>;
+  close(): Promise<void>;
+}
+
+async function start(config: ChildConfig): Promise<Running> {
+  switch (config.kind) {
+    case 'bare-form': {
+      const app = express();
+      app.disable('x-powered-by');
+      app.post(
+        '/presence/update',
+        express.urlencoded({ extended: false }),
+        (_req, res) => {
+          res.json({});
+        },
+      );
+      return {
+        server: http.createServer(app),
+        stats: () => ({}),
+        close: () => Promise.resolve(),
+      };
+    }
+    case 'presence': {
+      const app = createApp({
+        ...(config.store === 'redis'
+          ? { redisUrl: config.redisUrl!, redisKeyPrefix: config.keyPrefix! }
+          : {}),
+        currentUser: benchUser,
+        rateLimit: false,
+        logger: silentLogger,
+        sweepIntervalMs: 0,
+      });
+      app.presence.registerPrefix('bench', benchChannels);
+      return {
+        server: http.createServer(app),
+        stats: () => ({ heldPolls: app.presence.messageBus.stats().heldPolls }),
+        close: () => app.presence.close(),
+      };
+    }
+    case 'demo': {
+      // The demo (demo login, its channels, the built app) with every team open to the demo users, so the
+      // bench can fill `/team/<id>` channels of any size and enter as many as it likes.
+      const app = createApp({
+        redisUrl: config.redisUrl!,
+        redisKeyPrefix: config.keyPrefix!,
+        demoLogin: true,
+        staticDir: config.staticDir!,
+        rateLimit: false,
+        logger: silentLogger,
+        sweepIntervalMs: 0,
+      });
+      await demoConfig({
+        registerPrefix: (
+          prefix: string,
+          callback: (name: string) => object | null,
+        ) =>
+          app.presence.registerPrefix(prefix, (name) =>
+            prefix === 'team'
+              ? /^\/team\/[1-9]\d{0,9}$/.test(name)
+                ? { allowedUserIds: [1, 2, 3, 4] }
+                : null
+              : callback(name),
+          ),
+      });
+      return {
+        server: http.createServer(app),
+        stats: () => ({}),
+        close: () => app.presence.close(),
+      };
+    }
+    case 'fanout': {
+      let store: PresenceStore;
+      let closeStore: () => Promise<void>;
+      if (config.store === 'redis') {
+        const owned = createRedisStore(config.redisUrl!, silentLogger, {
+          storeOptions: { keyPrefix: config.keyPrefix! },
+        });
+        store = owned.store;
+        closeStore = () => owned.close();
+      } else {
+        const memory = new MemoryStore();
+        store = memory;
+        closeStore = () => memory.close();
+      }
+      const core = new PresenceCore({ store, logger: silentLogger });
+      core.registerPrefix('bench', benchChannels);
+      const bus = new MessageBus({
+        store,
+        logger: silentLogger,
+        canFollow: presenceChannelAccess(core),
+      });
+      const polls: MessageBusRouter = messageBusRouter({
+        bus,
+        currentUser: (req) => benchUser(req),
+        logger: silentLogger,
+        longPollMs: 120_000,
+        maxHeldPolls: config.maxHeldPolls ?? 20_000,
+      });
+      const app = express();
+      app.disable('x-powered-by');
+      app.use(
+        presenceRouter({ core, currentUser: benchUser, rateLimit: false }),
+      );
+      app.use(polls);
+      app.use(errorMiddleware(silentLogger));
+      return {
+        server: http.createServer(app),
+        stats: () => ({ heldPolls: polls.stats().heldPolls }),
+        close: async () => {
+          await polls.close();
+          await bus.close();
+          await core.stop();
+          await closeStore();
+        },
+      };
+    }
+    case 'event-baseline': {
+      const events = new EventEmitter();
+      events.setMaxListeners(0);
+      let held = 0;
+      const server = http.createServer((req, res) => {
+        const chunks: Buffer[] = [];
+        req.on('data', (chunk: Buffer) => chunks.push(chunk));
+        req.on('end', () => {
+          if (req.url === '/fire') {
+            events.emit(
+              'fire',
+              JSON.stringify([{ fired: Buffer.concat(chunks).toString() }]),
+            );
+            res
+              .writeHead(200, { 'Content-Type': 'application/json' })
+              .end('{}');
+            return;
+          }
+          held += 1;
+          events.once('fire', (body: string) => {
+            held -= 1;
+            res
+              .writeHead(200, {
+                'Content-Type': 'application/json; charset=utf-8',
+              })
+              .end(body);
+          });
+        });
+      });
+      return {
+        server,
+        stats: () => ({ heldPolls: held }),
+        close: () => Promise.resolve(),
+      };
+    }
+  }
+}
+
+async function main(): Promise<void> {
+  const config = JSON.parse(process.env['BENCH_SERVER'] ?? '{}') as ChildConfig;
+  const running = await start(config);
+  const { server } = running;
+  server.keepAliveTimeout = 120_000;
+  server.headersTimeout = 125_000;
+  server.requestTimeout = 0;
+  server.maxConnections = 30_000;
+  await new Promise<void>((resolve) =>
+    server.listen({ host: '127.0.0.1', port: 0, backlog: 4096 }, resolve),
+  );
+  const { port } = server.address() as AddressInfo;
+  process.on('message', (message: { id: number; method: string }) => {
+    void (async () => {
+      let result: unknown;
+      if (message.method === 'stats') {
+        const memory = process.memoryUsage();
+        result = {
+          ...running.stats(),
+          rss: memory.rss,
+          heapUsed: memory.heapUsed,
+        };
+      } else if (message.method === 'close') {
+        await running.close();
+        server.closeAllConnections();
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+        result = true;
+      }
+      process.send?.({ id: message.id, result });
+      if (message.method === 'close') process.disconnect();
+    })();
+  });
+  process.send?.({ ready: true, port });
+}
+
+main().catch((error: unknown) => {
+  console.error('bench server failed to start:', error);
+  process.exit(1);
+});

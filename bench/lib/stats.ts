@@ -1,0 +1,43 @@
+/** Small statistics helpers: medians and percentiles over plain arrays (no dependency). */
+
+/** The `p`-th percentile (0–100) by nearest rank; NaN for an empty list. */
+export function percentile(values: ArrayLike<number>, p: number): number {
+  const sorted = Array.from(values).sort((a, b) => a - b);
+  if (sorted.length === 0) return Number.NaN;
+  const rank = Math.ceil((p / 100) * sorted.length) - 1;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, rank))]!;
+}
+
+/** The median; NaN for an empty list. */
+export function median(values: ArrayLike<number>): number {
+  const sorted = Array.from(values).sort((a, b) => a - b);
+  if (sorted.length === 0) return Number.NaN;
+  const mid = sorted.length >> 1;
+  return sorted.length % 2
+    ? sorted[mid]!
+    : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/** Milliseconds since an arbitrary origin, sub-millisecond resolution. */
+export function nowMs(): number {
+  return Number(process.hrtime.bigint()) / 1e6;
+}
+
+/** Formats a number for a table: integers with thousands separators, small values with 2–3 digits. */
+export function fmt(value: number | string | null | undefined): string {
+  if (value === null || value === undefined) return '—';
+  if (typeof value === 'string') return value;
+  if (!Number.isFinite(value)) return String(value);
+  const abs = Math.abs(value);
+  if (Number.isInteger(value) && abs < 1000) return String(value);
+  if (abs >= 1000) return Math.round(value).toLocaleString('en-US');
+  if (abs >= 100) return value.toFixed(0);
+  if (abs >= 10) return value.toFixed(1);
+  if (abs >= 1) return value.toFixed(2);
+  return value.toFixed(3);
+}
+
+/** `a / b` formatted as a ratio (`0.42×`). */
+export function ratio(a: number, b: number): number {
+  return b === 0 ? Number.NaN : a / b;
+}

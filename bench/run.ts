@@ -1,0 +1,174 @@
+/**
+ * The bench runner (issue 10).
+ *
+ *   node --import tsx bench/run.ts                 every bench, appends bench/RESULTS.md
+ *   node --import tsx bench/run.ts store-ops fan-out   only these
+ *   node --import tsx bench/run.ts --smoke         every bench with tiny sizes, checks the figures are sane
+ *                                                  numbers, writes nothing, exits non-zero on a failure
+ *
+ * Every bench measures its subject next to a baseline from the same run (machines here are shared and
+ * noisy): read the ratios, not the absolute figures.
+ */
+import bigChannel from './big-channel.js';
+import client from './client.js';
+import fanOut from './fan-out.js';
+import { connectRedis, redisVersion } from './lib/redis.js';
+import {
+  appendResults,
+  describeMachine,
+  markdownResult,
+  textTable,
+} from './lib/report.js';
+import type { Bench, BenchContext, BenchResult } from './lib/types.js';
+import memory from './memory.js';
+import httpUpdate from './http-update.js';
+import storeOps from './store-ops.js';
+
+const BENCHES: Bench[] = [
+  storeOps,
+  httpUpdate,
+  fanOut,
+  bigChannel,
+  memory,
+  client,
+];
+
+/** A bench that runs longer than this is stopped and counted as failed (full runs take a few minutes). */
+const BENCH_TIMEOUT_MS = { smoke: 60_000, full: 240_000 };
+
+function usage(): string {
+  return [
+    'usage: npm run bench [-- [--smoke] [name ...]]',
+    `benches: ${BENCHES.map((b) => `${b.name} (${b.description})`).join('; ')}`,
+  ].join('\n');
+}
+
+/** Problems with a result's figures: each must be a finite number > 0. */
+function insaneFigures(result: BenchResult): string[] {
+  const problems: string[] = [];
+  if (Object.keys(result.figures).length === 0)
+    problems.push('no figures reported');
+  for (const [name, value] of Object.entries(result.figures)) {
+    if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0)
+      problems.push(
+        `${name} = ${String(value)} (expected a finite number > 0)`,
+      );
+  }
+  return problems;
+}
+
+function withTimeout<T>(
+  promise: Promise<T>,
+  ms: number,
+  what: string,
+): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    promise.finally(() => clearTimeout(timer)),
+    new Promise<T>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`${what} took longer than ${ms / 1000} s`)),
+        ms,
+      );
+      timer.unref();
+    }),
+  ]);
+}
+
+async function main(): Promise<number> {
+  const args = process.argv.slice(2);
+  if (args.includes('--help') || args.includes('-h')) {
+    console.log(usage());
+    return 0;
+  }
+  const smoke = args.includes('--smoke');
+  const names = args.filter((a) => !a.startsWith('--'));
+  const unknown = names.filter((n) => !BENCHES.some((b) => b.name === n));
+  if (unknown.length > 0) {
+    console.error(`unknown bench: ${unknown.join(', ')}\n${usage()}`);
+    return 2;
+  }
+  const selected =
+    names.length > 0 ? BENCHES.filter((b) => names.includes(b.name)) : BENCHES;
+  const redisUrl = process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379';
+  const context: BenchContext = {
+    smoke,
+    redisUrl,
+    log: (line) => process.stderr.write(`  … ${line}\n`),
+  };
+
+  const probe = await connectRedis(redisUrl);
+  const machine = describeMachine(await redisVersion(probe));
+  probe.disconnect();
+  console.log(
+    `ember-presence bench${smoke ? ' (smoke)' : ''}: ${machine.cpu}, ${machine.cores} cores, ${machine.memGiB} GiB, ` +
+      `Node ${machine.node}, Redis ${machine.redis}, commit ${machine.commit}`,
+  );
+
+  let passed = 0;
+  let failed = 0;
+  let skipped = 0;
+  const sections: string[] = [];
+  for (const bench of selected) {
+    console.log(`\n== ${bench.name}: ${bench.description}`);
+    const started = Date.now();
+    try {
+      const result = await withTimeout(
+        bench.run(context),
+        smoke ? BENCH_TIMEOUT_MS.smoke : BENCH_TIMEOUT_MS.full,
+        bench.name,
+      );
+      const seconds = (Date.now() - started) / 1000;
+      if (result.skipped) {
+        skipped += 1;
+        console.log(`skipped ${bench.name}: ${result.skipped}`);
+        sections.push(`### ${bench.name}\n\nskipped: ${result.skipped}\n`);
+        continue;
+      }
+      for (const table of result.tables) console.log(`\n${textTable(table)}`);
+      if (result.targets.length > 0) {
+        console.log('\ntargets:');
+        for (const t of result.targets)
+          console.log(
+            `  [${t.met === null ? ' - ' : t.met ? 'met' : 'MISSED'}] ${t.what}: wanted ${t.target}, measured ${t.measured}`,
+          );
+      }
+      for (const note of result.notes) console.log(`  note: ${note}`);
+      const problems = insaneFigures(result);
+      if (problems.length > 0) {
+        failed += 1;
+        console.log(`FAIL ${bench.name}: ${problems.join('; ')}`);
+      } else {
+        passed += 1;
+        console.log(`ok ${bench.name} (${seconds.toFixed(1)} s)`);
+      }
+      sections.push(markdownResult(bench.name, result, seconds));
+    } catch (error) {
+      failed += 1;
+      console.log(
+        `FAIL ${bench.name}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
+      );
+      sections.push(`### ${bench.name}\n\nFAILED: ${String(error)}\n`);
+    }
+  }
+  if (!smoke) {
+    await appendResults(machine, sections);
+    console.log(`\nappended to bench/RESULTS.md`);
+  }
+  console.log(`\n${passed} passed, ${failed} failed`);
+  if (skipped > 0) console.log(`(${skipped} skipped)`);
+  return failed > 0 ? 1 : 0;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+    // Anything a failed bench left open (a socket, a child) must not keep the runner alive.
+    setTimeout(() => process.exit(code), 2000).unref();
+  },
+  (error: unknown) => {
+    console.error(error instanceof Error ? error.message : error);
+    console.log('0 passed, 1 failed');
+    process.exit(1);
+  },
+);

@@ -1,0 +1,310 @@
+/**
+ * store-ops: RedisStore's state-changing calls against the cheapest things one connection can do.
+ *
+ * Subject (one connection, concurrency 1 and 50): enter of a new user (change message included),
+ * heartbeat (a repeated present), leave of a user's last client, and 50 workers entering the SAME channel.
+ * Baseline on the same connection, same concurrency, same run: PING and `EVALSHA` of `return 1`.
+ */
+import type { Redis } from 'ioredis';
+
+import { RedisStore } from '../server/src/store/redis-store.js';
+import type { PublishRules } from '../server/src/core/store.js';
+import { runConcurrent, type LoadResult } from './lib/load.js';
+import { benchPrefix, connectRedis, deletePrefix } from './lib/redis.js';
+import { benchUserById } from './lib/users.js';
+import { fmt, median, ratio } from './lib/stats.js';
+import type { Bench, BenchResult, Table, TargetCheck } from './lib/types.js';
+
+/** Total `usec` of every command so far (INFO commandstats), to attribute Redis CPU to a run. */
+async function commandUsec(redis: Redis): Promise<number> {
+  const info = await redis.info('commandstats');
+  let total = 0;
+  for (const match of info.matchAll(/,usec=(\d+),/g)) total += Number(match[1]);
+  return total;
+}
+
+const RULES: PublishRules = { countOnly: false, audience: {} };
+const TIMEOUT_MS = 60_000;
+
+type OpName =
+  | 'PING'
+  | 'EVALSHA return 1'
+  | 'enter (new user)'
+  | 'heartbeat'
+  | 'leave (last client)'
+  | 'enter, same channel';
+
+const bench: Bench = {
+  name: 'store-ops',
+  description:
+    'RedisStore enter/heartbeat/leave vs PING and trivial EVALSHA on the same connection',
+  async run(context): Promise<BenchResult> {
+    const sizes = context.smoke
+      ? {
+          rounds: 1,
+          total: { 1: 40, 50: 200 } as Record<number, number>,
+          warmup: 20,
+        }
+      : {
+          rounds: 3,
+          total: { 1: 3000, 50: 20_000 } as Record<number, number>,
+          warmup: 1000,
+        };
+    const redis = await connectRedis(context.redisUrl);
+    const prefix = benchPrefix('store-ops');
+    const store = new RedisStore(redis, { keyPrefix: prefix });
+    const sha = (await redis.script('LOAD', 'return 1')) as string;
+    let nextUser = 1;
+    type Measured = LoadResult & { redisUsPerOp: number; nodeUsPerOp: number };
+    const results = new Map<string, Measured[]>();
+    const record = (op: OpName, c: number, result: Measured): void => {
+      const key = `${op}|${c}`;
+      results.set(key, [...(results.get(key) ?? []), result]);
+    };
+
+    try {
+      const run = async (
+        op: OpName,
+        c: number,
+        round: string,
+        measure: boolean,
+        total: number,
+      ): Promise<void> => {
+        let fn: (i: number, w: number) => Promise<unknown>;
+        switch (op) {
+          case 'PING':
+            fn = () => redis.ping();
+            break;
+          case 'EVALSHA return 1':
+            fn = () => redis.evalsha(sha, 0);
+            break;
+          case 'enter (new user)':
+            fn = (_i, w) =>
+              store.present(
+                `/bench/enter-${round}-${w}`,
+                benchUserById(nextUser++),
+                'c1',
+                TIMEOUT_MS,
+                RULES,
+                Date.now(),
+              );
+            break;
+          case 'enter, same channel':
+            fn = () =>
+              store.present(
+                `/bench/same-${round}`,
+                benchUserById(nextUser++),
+                'c1',
+                TIMEOUT_MS,
+                RULES,
+                Date.now(),
+              );
+            break;
+          case 'heartbeat': {
+            const users = Array.from({ length: c }, () =>
+              benchUserById(nextUser++),
+            );
+            await Promise.all(
+              users.map((user, w) =>
+                store.present(
+                  `/bench/hb-${round}-${w}`,
+                  user,
+                  'c1',
+                  TIMEOUT_MS,
+                  RULES,
+                  Date.now(),
+                ),
+              ),
+            );
+            fn = (_i, w) =>
+              store.present(
+                `/bench/hb-${round}-${w}`,
+                users[w]!,
+                'c1',
+                TIMEOUT_MS,
+                RULES,
+                Date.now(),
+              );
+            break;
+          }
+          case 'leave (last client)': {
+            const first = nextUser;
+            nextUser += total;
+            await runConcurrent(
+              (i) =>
+                store.present(
+                  `/bench/leave-${round}-${i % 50}`,
+                  benchUserById(first + i),
+                  'c1',
+                  TIMEOUT_MS,
+                  RULES,
+                  Date.now(),
+                ),
+              { total, concurrency: 100, maxMs: 60_000 },
+            );
+            fn = async (i) => {
+              const result = await store.leave(
+                `/bench/leave-${round}-${i % 50}`,
+                first + i,
+                'c1',
+                RULES,
+                Date.now(),
+              );
+              if (!result.changed)
+                throw new Error('leave of a present user reported no change');
+            };
+            break;
+          }
+        }
+        // Where the time goes: Redis' own CPU per operation (INFO commandstats, server-wide: other users of
+        // a shared Redis add a little) and this process' CPU per operation (ioredis, the store, JSON).
+        const redisBefore = await commandUsec(redis);
+        const cpuBefore = process.cpuUsage();
+        const result = await runConcurrent(fn, {
+          total,
+          concurrency: c,
+          maxMs: 20_000,
+        });
+        const cpu = process.cpuUsage(cpuBefore);
+        const redisAfter = await commandUsec(redis);
+        if (measure) {
+          record(op, c, {
+            ...result,
+            redisUsPerOp: (redisAfter - redisBefore) / result.ops,
+            nodeUsPerOp: (cpu.user + cpu.system) / result.ops,
+          });
+        }
+      };
+
+      const ops: OpName[] = [
+        'PING',
+        'EVALSHA return 1',
+        'enter (new user)',
+        'heartbeat',
+        'leave (last client)',
+      ];
+      context.log('warm-up');
+      for (const op of ops) await run(op, 50, 'warm', false, sizes.warmup);
+      for (let round = 0; round < sizes.rounds; round++) {
+        context.log(`round ${round + 1}/${sizes.rounds}`);
+        for (const c of [1, 50]) {
+          for (const op of ops)
+            await run(op, c, `r${round}c${c}`, true, sizes.total[c]!);
+        }
+        await run(
+          'enter, same channel',
+          50,
+          `r${round}`,
+          true,
+          sizes.total[50]!,
+        );
+      }
+    } finally {
+      await store.close();
+      await deletePrefix(redis, prefix);
+      redis.disconnect();
+    }
+
+    const med = (op: OpName, c: number, field: keyof Measured): number =>
+      median((results.get(`${op}|${c}`) ?? []).map((r) => r[field]));
+    /**
+     * Median over rounds of (op / baseline) within each round: a slow minute on a shared machine moves
+     * both sides of a round, so per-round ratios are steadier than a ratio of medians.
+     */
+    const ratioTo = (op: OpName, base: OpName, c: number): number => {
+      const ops = results.get(`${op}|${c}`) ?? [];
+      const bases = results.get(`${base}|${c}`) ?? [];
+      return median(
+        ops.map((r, i) =>
+          ratio(r.opsPerSec, bases[i]?.opsPerSec ?? Number.NaN),
+        ),
+      );
+    };
+    const rows: Table['rows'] = [];
+    const figures: Record<string, number> = {};
+    for (const c of [1, 50]) {
+      const ops: OpName[] = [
+        'PING',
+        'EVALSHA return 1',
+        'enter (new user)',
+        'heartbeat',
+        'leave (last client)',
+      ];
+      if (c === 50) ops.push('enter, same channel');
+      for (const op of ops) {
+        const opsPerSec = med(op, c, 'opsPerSec');
+        figures[`${op} c${c} ops/s`] = opsPerSec;
+        rows.push([
+          op,
+          c,
+          opsPerSec,
+          med(op, c, 'p50Ms'),
+          med(op, c, 'p99Ms'),
+          `${fmt(ratioTo(op, 'EVALSHA return 1', c))}×`,
+          `${fmt(ratioTo(op, 'PING', c))}×`,
+          med(op, c, 'redisUsPerOp'),
+          med(op, c, 'nodeUsPerOp'),
+        ]);
+      }
+    }
+    const floor50 = med('EVALSHA return 1', 50, 'opsPerSec');
+    const check = (what: string, op: OpName, wanted: number): TargetCheck => {
+      const r = ratioTo(op, 'EVALSHA return 1', 50);
+      return {
+        what,
+        target: `≥ ${wanted}× EVALSHA floor`,
+        measured: `${fmt(r)}× (${fmt(med(op, 50, 'opsPerSec'))} ops/s vs ${fmt(floor50)})`,
+        met: context.smoke ? null : r >= wanted,
+      };
+    };
+    const sameP99 = med('enter, same channel', 50, 'p99Ms');
+    return {
+      tables: [
+        {
+          title:
+            'RedisStore operations (medians of rounds; ratios: median of per-round ratios; latency per operation)',
+          columns: [
+            'operation',
+            'conc.',
+            'ops/s',
+            'p50 ms',
+            'p99 ms',
+            '× EVALSHA',
+            '× PING',
+            'Redis µs/op',
+            'Node µs/op',
+          ],
+          rows,
+        },
+      ],
+      targets: [
+        check('enter of a new user, c50', 'enter (new user)', 0.3),
+        check('heartbeat, c50', 'heartbeat', 0.5),
+        check(
+          '50 workers entering the same channel',
+          'enter, same channel',
+          0.25,
+        ),
+        {
+          what: '50 workers on the same channel: p99',
+          target: '< 10 ms',
+          measured: `${fmt(sameP99)} ms`,
+          met: context.smoke ? null : sameP99 < 10,
+        },
+        {
+          what: 'floors vs reference (PING 127k, EVALSHA 117k ops/s at c50)',
+          target: 'informational',
+          measured: `PING ${fmt(med('PING', 50, 'opsPerSec'))}, EVALSHA ${fmt(floor50)} ops/s`,
+          met: null,
+        },
+      ],
+      notes: [
+        `${sizes.rounds} rounds of ${sizes.total[1]} ops at c1 and ${sizes.total[50]} at c50, ops interleaved per round; one ioredis connection shared by the store and the baselines.`,
+        "enter = one Lua script (state + backlog append + SPUBLISH) in one round trip; a channel's first present adds one ZADD to the sweep index.",
+      ],
+      figures,
+    };
+  },
+};
+
+export default bench;

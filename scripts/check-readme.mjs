@@ -1,4 +1,4 @@
-// The README's Testing example is a real test of this repository's suite: every code block introduced
+// The README's examples are real files of this repository's suite: every code block introduced
 // by "part of this repository's suite (`<path>`)" must equal that file, so copying it from the README
 // gives a test that is known to pass.
 import { readFileSync } from 'node:fs';
@@ -7,7 +7,7 @@ import { resolve } from 'node:path';
 const root = resolve(import.meta.dirname, '..');
 const readme = readFileSync(resolve(root, 'README.md'), 'utf8');
 const pattern =
-  /part of this repository's suite \(`([^`]+)`\):\s*```\w*\n([\s\S]*?)```/g;
+  /part of this repository's suite\s+\(`([^`]+)`\):\s*(?:<!-- prettier-ignore -->\s*)?```\w*\n([\s\S]*?)```/g;
 
 let checked = 0;
 const failures = [];
@@ -23,4 +23,6 @@ for (const path of failures) {
     `README.md: the example for ${path} differs from the file; copy the file into the README`,
   );
 }
+if (!failures.length)
+  console.log(`README.md: ${checked} examples match their files`);
 process.exitCode = failures.length ? 1 : 0;

@@ -140,6 +140,8 @@ export interface PresenceServerOptions {
   rateLimit?: RateLimitOptions | false;
   /** How long a message-bus long-poll is held. Default 25 s. */
   longPollMs?: number;
+  /** Long polls held at once by this process; beyond it polls are answered at once. Default 1000. */
+  maxHeldPolls?: number;
   /** Origins besides the server's own that may POST (CSRF allow-list, see `csrfProtection`). */
   allowedOrigins?: readonly string[];
   /** Structured logger. Default: JSON lines on stdout at `info`. */
@@ -306,6 +308,9 @@ function assemble(
     canFollow: presenceChannelAccess(core),
     ...(options.longPollMs !== undefined
       ? { longPollMs: options.longPollMs }
+      : {}),
+    ...(options.maxHeldPolls !== undefined
+      ? { maxHeldPolls: options.maxHeldPolls }
       : {}),
     ...(options.allowedOrigins
       ? { allowedOrigins: options.allowedOrigins }

@@ -266,6 +266,36 @@ describe('createPresenceServer: the server-side API', () => {
     assert.equal(res.status, 200);
     assert.ok(Date.now() - started < 2000);
   });
+
+  it('answers polls at once beyond maxHeldPolls', async () => {
+    const app = matrixApp({ longPollMs: 20_000, maxHeldPolls: 1 });
+    const held = request(app)
+      .post('/message-bus/first/poll')
+      .set('Dont-Chunk', 'true')
+      .send({ '/presence/pub/room': null })
+      .then((res) => res);
+    for (
+      let i = 0;
+      i < 1000 && app.presence.messageBus.stats().heldPolls === 0;
+      i++
+    ) {
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    try {
+      // Answered at once, not held for the 20 s long poll.
+      const second = await request(app)
+        .post('/message-bus/second/poll')
+        .set('Dont-Chunk', 'true')
+        .timeout(2000)
+        .send({ '/presence/pub/room': null });
+      assert.equal(second.status, 200);
+      assert.deepEqual(second.body, []);
+      assert.equal(app.presence.messageBus.stats().heldPolls, 1);
+    } finally {
+      await app.presence.close();
+      await held;
+    }
+  });
 });
 
 describe('logging', () => {

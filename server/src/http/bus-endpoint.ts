@@ -26,6 +26,8 @@ export interface BusEndpointOptions {
   /** May the requester follow bus channel `channel` at all? (Presence channels: only those who may view them.) */
   canFollow: NonNullable<MessageBusOptions['canFollow']>;
   longPollMs?: number;
+  /** Long polls held at once; beyond it polls are answered at once. */
+  maxHeldPolls?: number;
   /** Origins granted CORS for cross-origin polls. */
   allowedOrigins?: readonly string[];
 }
@@ -57,6 +59,9 @@ export function createBusEndpoint(options: BusEndpointOptions): BusEndpoint {
     logger: options.logger,
     ...(options.longPollMs !== undefined
       ? { longPollMs: options.longPollMs }
+      : {}),
+    ...(options.maxHeldPolls !== undefined
+      ? { maxHeldPolls: options.maxHeldPolls }
       : {}),
     ...(options.allowedOrigins
       ? { allowedOrigins: options.allowedOrigins }

@@ -300,7 +300,7 @@ const bench: Bench = {
         },
       ],
       notes: [
-        `${sizes.rounds} rounds per size; the enter is a real POST /presence/update on its own connection, timed from just before it is written; the poll router is assembled like createPresenceServer's but with maxHeldPolls 20,000 (createPresenceServer does not expose it; its default is 1,000).`,
+        `${sizes.rounds} rounds per size; the enter is a real POST /presence/update on its own connection, timed from just before it is written; the server is the real createApp with maxHeldPolls raised to 20,000 (default 1,000 per process).`,
         'RSS per poll = (RSS with the polls held − RSS of the freshly started server) / polls: socket, request/response objects, watch, timer (an upper bound for the smaller sizes, which run first).',
       ],
       figures,

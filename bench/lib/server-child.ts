@@ -9,8 +9,7 @@
  * Kinds:
  * - `bare-form`: a bare Express route parsing the same form body as `/presence/update` and answering `{}`;
  * - `presence`: the real `createApp` (memory or Redis store);
- * - `fanout`: the same pieces `createPresenceServer` assembles (core, bus with presence access, presence
- *   router, poll router), but with `maxHeldPolls` raised to hold every poll of the bench;
+ * - `fanout`: the same, with `maxHeldPolls` raised to hold every poll of the bench;
  * - `event-baseline`: a bare `node:http` server holding requests and answering them all on one
  *   `EventEmitter` emit.
  */
@@ -20,21 +19,7 @@ import type { AddressInfo } from 'node:net';
 
 import express from 'express';
 
-import { createApp, type PresenceStore } from '../../server/src/index.js';
-import { MemoryStore } from '../../server/src/core/memory-store.js';
-import {
-  MessageBus,
-  presenceChannelAccess,
-} from '../../server/src/core/message-bus/index.js';
-import { PresenceCore } from '../../server/src/core/presence.js';
-import { errorMiddleware } from '../../server/src/http/error-middleware.js';
-import { createRedisStore } from '../../server/src/http/redis.js';
-import { silentLogger } from '../../server/src/http/logger.js';
-import { presenceRouter } from '../../server/src/http/presence-router.js';
-import {
-  messageBusRouter,
-  type MessageBusRouter,
-} from '../../server/src/message-bus/router.js';
+import { createApp, silentLogger } from '../../server/src/index.js';
 import { benchUser } from './users.js';
 import demoConfig from '../../server/config/demo.js';
 
@@ -79,10 +64,18 @@ async function start(config: ChildConfig): Promise<Running> {
         close: () => Promise.resolve(),
       };
     }
-    case 'presence': {
+    case 'presence':
+    case 'fanout': {
       const app = createApp({
         ...(config.store === 'redis'
           ? { redisUrl: config.redisUrl!, redisKeyPrefix: config.keyPrefix! }
+          : {}),
+        // fanout: hold every poll of the bench, for longer than a round takes.
+        ...(config.kind === 'fanout'
+          ? {
+              longPollMs: 120_000,
+              maxHeldPolls: config.maxHeldPolls ?? 20_000,
+            }
           : {}),
         currentUser: benchUser,
         rateLimit: false,
@@ -125,52 +118,6 @@ async function start(config: ChildConfig): Promise<Running> {
         server: http.createServer(app),
         stats: () => ({}),
         close: () => app.presence.close(),
-      };
-    }
-    case 'fanout': {
-      let store: PresenceStore;
-      let closeStore: () => Promise<void>;
-      if (config.store === 'redis') {
-        const owned = createRedisStore(config.redisUrl!, silentLogger, {
-          storeOptions: { keyPrefix: config.keyPrefix! },
-        });
-        store = owned.store;
-        closeStore = () => owned.close();
-      } else {
-        const memory = new MemoryStore();
-        store = memory;
-        closeStore = () => memory.close();
-      }
-      const core = new PresenceCore({ store, logger: silentLogger });
-      core.registerPrefix('bench', benchChannels);
-      const bus = new MessageBus({
-        store,
-        logger: silentLogger,
-        canFollow: presenceChannelAccess(core),
-      });
-      const polls: MessageBusRouter = messageBusRouter({
-        bus,
-        currentUser: (req) => benchUser(req),
-        logger: silentLogger,
-        longPollMs: 120_000,
-        maxHeldPolls: config.maxHeldPolls ?? 20_000,
-      });
-      const app = express();
-      app.disable('x-powered-by');
-      app.use(
-        presenceRouter({ core, currentUser: benchUser, rateLimit: false }),
-      );
-      app.use(polls);
-      app.use(errorMiddleware(silentLogger));
-      return {
-        server: http.createServer(app),
-        stats: () => ({ heldPolls: polls.stats().heldPolls }),
-        close: async () => {
-          await polls.close();
-          await bus.close();
-          await core.stop();
-          await closeStore();
-        },
       };
     }
     case 'event-baseline': {

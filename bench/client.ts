@@ -11,14 +11,13 @@
  * The demo is built once (`ember build --environment=development`, 1–2 min) into a temporary directory,
  * or taken from `BENCH_DIST=<dir>`. In `--smoke` the bench runs only when BENCH_DIST is set.
  */
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 
 import { chromium, type Browser, type Page } from 'playwright-core';
 
+import { buildDemoInto } from '../e2e/support/build.js';
 import type { PublishRules } from '../server/src/core/store.js';
 import { RedisStore } from '../server/src/store/redis-store.js';
 import { startServer, type ChildServer } from './lib/child.js';
@@ -28,48 +27,13 @@ import { fmt, median, ratio } from './lib/stats.js';
 import type { Bench, BenchResult } from './lib/types.js';
 import { benchUserById } from './lib/users.js';
 
-const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CHROMIUM = process.env['CHROME_BIN'] || '/usr/bin/chromium';
-const BUILD_TIMEOUT_MS = 300_000;
 const TEAM_RULES: PublishRules = {
   countOnly: false,
   audience: { userIds: [1, 2, 3, 4] },
 };
 const IDLE_CHANNELS = 20;
 const HEARTBEAT_MS = 30_000;
-
-/** Builds the demo app into a fresh temporary directory. */
-function buildDemo(dir: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      join(REPO_ROOT, 'node_modules/.bin/ember'),
-      ['build', '--environment=development', '--output-path', dir],
-      {
-        cwd: REPO_ROOT,
-        env: { ...process.env, CI: 'true' },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    let output = '';
-    const keep = (chunk: Buffer): void => {
-      output = (output + chunk.toString()).slice(-4000);
-    };
-    child.stdout.on('data', keep);
-    child.stderr.on('data', keep);
-    const timer = setTimeout(() => child.kill('SIGKILL'), BUILD_TIMEOUT_MS);
-    child.on('error', reject);
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      if (code === 0) resolve();
-      else
-        reject(
-          new Error(
-            `ember build failed (${signal ?? `exit ${code}`})\n${output}`,
-          ),
-        );
-    });
-  });
-}
 
 /** Page-side helpers, as a string (compiled TypeScript helpers would not exist in the page). */
 const PAGE_HELPERS = `(() => {
@@ -172,7 +136,7 @@ const bench: Bench = {
       context.log(
         'building the demo app (ember build --environment=development)',
       );
-      await buildDemo(built);
+      await buildDemoInto(built);
       dist = built;
     }
     if (!existsSync(join(dist, 'index.html')))

@@ -13,18 +13,17 @@
 // process gets TMPDIR inside the scratch folder, so ember-cli's tests-dist-* and Chromium's profiles go
 // away with it. Every step is bounded in time. The last line is `N passed, N failed` (the QUnit tests of every app, plus one check
 // per install and type-check step); the exit code is non-zero on any failure.
-import { execFileSync, spawn } from 'node:child_process';
-import {
-  cpSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  rmSync,
-  symlinkSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, existsSync, readdirSync, symlinkSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
+import {
+  copyRepository,
+  createStepRunner,
+  finish,
+  makeScratch,
+  parseTap,
+  removeTree,
+  tail,
+} from './lib/steps.mjs';
 
 const root = resolve(import.meta.dirname, '..');
 const appsDir = join(root, 'test-apps');
@@ -35,18 +34,6 @@ const PACK_TIMEOUT_MS = 5 * 60_000;
 const INSTALL_TIMEOUT_MS = 10 * 60_000;
 const TYPES_TIMEOUT_MS = 3 * 60_000;
 const TEST_TIMEOUT_MS = 5 * 60_000;
-// What the pack copy of the repository leaves out: installs, build output, VCS data, the apps.
-const NOT_COPIED_FROM_ROOT = new Set([
-  'node_modules',
-  '.git',
-  'tmp',
-  'dist',
-  'declarations',
-  'test-apps',
-  'coverage',
-  '.eslintcache',
-  'test-results',
-]);
 // Folders of an app that are build output or installs, never part of what we copy.
 const NOT_COPIED = new Set([
   'node_modules',
@@ -73,38 +60,20 @@ if (unknown.length) {
 }
 const apps = args.length ? args : known;
 
-const scratch = mkdtempSync(join(tmpdir(), 'ember-presence-apps-'));
-const childTmp = join(scratch, 'tmp');
-mkdirSync(childTmp);
-const env = {
-  ...process.env,
-  CI: 'true',
-  TMPDIR: childTmp,
+const { scratch, env } = makeScratch('ember-presence-apps-', {
   // ember-template-lint's v8-compile-cache breaks on Node 20.20 (TOOLCHAIN error 11); harmless elsewhere.
   DISABLE_V8_COMPILE_CACHE: '1',
-  npm_config_audit: 'false',
-  npm_config_fund: 'false',
-  npm_config_update_notifier: 'false',
-};
-
-const timings = [];
+});
+const runner = createStepRunner({ env });
+const { step, timed } = runner;
 let passed = 0;
 let failed = 0;
-let interrupted = false;
-let current = null;
-
-for (const signal of ['SIGINT', 'SIGTERM']) {
-  process.on(signal, () => {
-    interrupted = true;
-    if (current) killGroup(current);
-  });
-}
 
 try {
   const tarball = givenTarball ? resolve(givenTarball) : await pack();
   if (tarball) {
     for (const app of apps) {
-      if (interrupted) break;
+      if (runner.interrupted) break;
       await testApp(app, tarball);
     }
   }
@@ -114,14 +83,8 @@ try {
   else timed('remove the scratch folder', () => removeTree(scratch));
 }
 
-console.log('\nwall time per step:');
-for (const { step, ms, ok } of timings) {
-  console.log(
-    `  ${ok ? 'ok    ' : 'FAILED'} ${(ms / 1000).toFixed(1).padStart(6)} s  ${step}`,
-  );
-}
-console.log(`${passed} passed, ${failed} failed`);
-process.exitCode = failed || interrupted || passed === 0 ? 1 : 0;
+runner.printTimings();
+finish(passed, failed, runner.interrupted);
 
 /**
  * Packs the addon the way `npm publish` would (prepack builds the declarations and the server), from a
@@ -131,12 +94,7 @@ process.exitCode = failed || interrupted || passed === 0 ? 1 : 0;
  */
 async function pack() {
   const source = join(scratch, 'pack-source');
-  timed('copy the repository to scratch', () =>
-    cpSync(root, source, {
-      recursive: true,
-      filter: (src) => src === root || !NOT_COPIED_FROM_ROOT.has(basename(src)),
-    }),
-  );
+  timed('copy the repository to scratch', () => copyRepository(root, source));
   symlinkSync(join(root, 'node_modules'), join(source, 'node_modules'), 'dir');
   const result = await step(
     'pack ember-presence',
@@ -232,111 +190,11 @@ async function testApp(app, tarball) {
   }
 }
 
-/**
- * Deletes a folder tree. `rm -rf` is several times faster than fs.rmSync on ~1.5k installed packages;
- * neither follows symlinks (the pack copy links the real node_modules).
- */
-function removeTree(dir) {
-  try {
-    execFileSync('rm', ['-rf', '--', dir], {
-      stdio: 'ignore',
-      timeout: 5 * 60_000,
-    });
-  } catch {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-/** Runs a synchronous step and records its wall time. */
-function timed(name, fn) {
-  const started = Date.now();
-  try {
-    fn();
-    timings.push({ step: name, ms: Date.now() - started, ok: true });
-  } catch (error) {
-    timings.push({ step: name, ms: Date.now() - started, ok: false });
-    throw error;
-  }
-}
-
-/** Reads testem's TAP summary (`# pass N`, `# skip N`, `# fail N`); null when there is none. */
-function parseTap(text) {
-  const count = (name) => {
-    const m = text.match(new RegExp(`^# ${name}\\s+(\\d+)\\s*$`, 'm'));
-    return m ? Number(m[1]) : null;
-  };
-  const pass = count('pass');
-  if (pass === null) return null;
-  return { pass, fail: count('fail') ?? 0, skip: count('skip') ?? 0 };
-}
-
 function check(name, ok, detail = '') {
   if (ok) passed++;
   else failed++;
   console.log(`${ok ? 'ok' : 'not ok'} - ${name}`);
   if (!ok && detail) console.log(indent(tail(detail, 60)));
-}
-
-/**
- * Runs one command in its own process group, bounded by `timeout` (the whole group is killed, so no
- * Chromium or ember child outlives it), and records its wall time.
- */
-function step(name, cmd, cmdArgs, { cwd, timeout, stream = false }) {
-  const started = Date.now();
-  console.log(`--- ${name}`);
-  return new Promise((resolvePromise) => {
-    const child = spawn(cmd, cmdArgs, {
-      cwd,
-      env,
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    current = child;
-    let stdout = '';
-    let stderr = '';
-    let timedOut = false;
-    child.stdout.on('data', (chunk) => {
-      stdout += chunk;
-      if (stream) process.stdout.write(chunk);
-    });
-    child.stderr.on('data', (chunk) => {
-      stderr += chunk;
-      if (stream) process.stderr.write(chunk);
-    });
-    const timer = setTimeout(() => {
-      timedOut = true;
-      killGroup(child);
-    }, timeout);
-    const finish = (code, error) => {
-      clearTimeout(timer);
-      current = null;
-      const ms = Date.now() - started;
-      const ok = code === 0 && !timedOut && !error;
-      timings.push({ step: name, ms, ok });
-      let output = `${stdout}\n${stderr}`.trim();
-      if (timedOut)
-        output += `\n(killed: still running after ${timeout / 1000} s)`;
-      if (error) output += `\n${error.message}`;
-      resolvePromise({ ok, stdout, stderr, output });
-    };
-    child.on('error', (error) => finish(null, error));
-    child.on('close', (code) => finish(code));
-  });
-}
-
-function killGroup(child) {
-  try {
-    process.kill(-child.pid, 'SIGTERM');
-    setTimeout(() => {
-      try {
-        process.kill(-child.pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }, 5000).unref();
-  } catch {
-    // already gone
-  }
 }
 
 function takeFlag(flag) {
@@ -355,11 +213,6 @@ function takeOption(option) {
       `${option} needs a value, e.g. ${option} /tmp/ember-presence-0.0.0.tgz`,
     );
   return value;
-}
-
-function tail(text, lines) {
-  const all = text.split('\n');
-  return all.length > lines ? ['…', ...all.slice(-lines)].join('\n') : text;
 }
 
 function indent(text) {

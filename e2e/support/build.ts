@@ -36,11 +36,9 @@ export async function buildDemo(): Promise<BuiltDemo> {
   const dir = mkdtempSync(join(tmpdir(), 'ember-presence-e2e-'));
   const dispose = (): void => rmSync(dir, { recursive: true, force: true });
   try {
-    await run(
-      join(REPO_ROOT, 'node_modules/.bin/ember'),
-      ['build', '--environment=development', '--output-path', dir],
-      { EMBER_PRESENCE_HEARTBEAT_MS: String(E2E_HEARTBEAT_MS) },
-    );
+    await buildDemoInto(dir, {
+      EMBER_PRESENCE_HEARTBEAT_MS: String(E2E_HEARTBEAT_MS),
+    });
   } catch (err) {
     dispose();
     throw err;
@@ -48,17 +46,25 @@ export async function buildDemo(): Promise<BuiltDemo> {
   return { dir, dispose };
 }
 
-function run(
-  command: string,
-  args: string[],
-  env: Record<string, string>,
+/**
+ * Runs `ember build --environment=development --output-path <outputPath>` of the dummy app (the demo) in
+ * the repository, with `env` added to the environment (CI mode always), bounded by BUILD_TIMEOUT_MS. Rejects
+ * with the end of the build's output when it fails or times out. Shared by the e2e suite and the bench.
+ */
+export function buildDemoInto(
+  outputPath: string,
+  env: Record<string, string> = {},
 ): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, {
-      cwd: REPO_ROOT,
-      env: { ...process.env, ...env, CI: 'true' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      join(REPO_ROOT, 'node_modules/.bin/ember'),
+      ['build', '--environment=development', '--output-path', outputPath],
+      {
+        cwd: REPO_ROOT,
+        env: { ...process.env, ...env, CI: 'true' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let output = '';
     const keep = (chunk: Buffer): void => {
       output = (output + chunk.toString()).slice(-8000);

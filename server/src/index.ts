@@ -306,15 +306,9 @@ function assemble(
     // A presence bus channel may only be followed by those who may view the presence channel, so its ids
     // and activity reveal nothing to others (a forbidden channel looks like one that never had a message).
     canFollow: presenceChannelAccess(core),
-    ...(options.longPollMs !== undefined
-      ? { longPollMs: options.longPollMs }
-      : {}),
-    ...(options.maxHeldPolls !== undefined
-      ? { maxHeldPolls: options.maxHeldPolls }
-      : {}),
-    ...(options.allowedOrigins
-      ? { allowedOrigins: options.allowedOrigins }
-      : {}),
+    longPollMs: options.longPollMs,
+    maxHeldPolls: options.maxHeldPolls,
+    allowedOrigins: options.allowedOrigins,
   });
 
   const ping = (timeoutMs = HEALTH_TIMEOUT_MS): Promise<void> =>

@@ -28,49 +28,22 @@ function memoryBackend(): Promise<Backend> {
   });
 }
 
-const REDIS_URL = process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379';
-
 /**
  * A RedisStore on the real Redis at REDIS_URL under a random key prefix, deleted again by `cleanup()`.
  * Fails fast (no reconnect loop) when Redis is down.
  */
 async function redisBackend(): Promise<Backend> {
-  const { Redis } = await import('ioredis');
-  const { RedisStore } = await import('../src/store/redis-store.js');
-  const keyPrefix = `test:core:${Math.random().toString(36).slice(2)}:`;
-  const connections: InstanceType<typeof Redis>[] = [];
-  const stores: PresenceStore[] = [];
-  const open = (): PresenceStore => {
-    const redis = new Redis(REDIS_URL, {
-      retryStrategy: () => null,
-      maxRetriesPerRequest: 0,
-    });
-    connections.push(redis);
-    const store = new RedisStore(redis, { keyPrefix });
-    stores.push(store);
-    return store;
-  };
-  const store = open();
-  await store.ping();
+  const { connectTestRedis, redisStoreFactory } =
+    await import('./support/redis-fixture.js');
+  const shared = connectTestRedis();
+  const fixture = await redisStoreFactory(() => shared, connectTestRedis)();
+  await fixture.store.ping();
   return {
-    store,
-    connect: () => Promise.resolve(open()),
+    store: fixture.store,
+    connect: () => fixture.connect!(),
     async cleanup() {
-      await Promise.all(stores.map((each) => each.close()));
-      const admin = connections[0]!;
-      let cursor = '0';
-      do {
-        const [next, keys] = await admin.scan(
-          cursor,
-          'MATCH',
-          `${keyPrefix}*`,
-          'COUNT',
-          1000,
-        );
-        cursor = next;
-        if (keys.length > 0) await admin.del(...keys);
-      } while (cursor !== '0');
-      await Promise.all(connections.map((redis) => redis.quit()));
+      await fixture.cleanup();
+      await shared.quit();
     },
   };
 }

@@ -1,7 +1,5 @@
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { Redis } from 'ioredis';
 import request from 'supertest';
 import { createApp, type PresenceApp } from '../src/index.js';
 import {
@@ -14,15 +12,20 @@ import {
   SAME_SITE_HEADERS,
   testOptions,
   type StateBody,
+  untilPollHeld,
 } from './support/http-fixtures.js';
 import { ScratchRedis } from './support/http-redis-server.js';
+import {
+  connectTestRedis,
+  deleteKeys,
+  randomKeyPrefix,
+  REDIS_URL,
+} from './support/redis-fixture.js';
 
 /**
  * The HTTP layer on Redis: state and rate limits shared by several server processes, and an outage
  * that answers 503 fast and heals by itself.
  */
-
-const REDIS_URL = process.env['REDIS_URL'] || 'redis://127.0.0.1:6379';
 
 function update(
   app: PresenceApp,
@@ -36,11 +39,8 @@ function update(
 }
 
 describe('two server instances sharing one Redis', () => {
-  const prefix = `test-http-${randomUUID()}:`;
-  const admin = new Redis(REDIS_URL, {
-    retryStrategy: () => null,
-    maxRetriesPerRequest: 0,
-  });
+  const prefix = randomKeyPrefix();
+  const admin = connectTestRedis();
   const clock = fakeClock();
   let a: PresenceApp;
   let b: PresenceApp;
@@ -60,18 +60,7 @@ describe('two server instances sharing one Redis', () => {
   after(async () => {
     await a.presence.close();
     await b.presence.close();
-    let cursor = '0';
-    do {
-      const [next, keys] = await admin.scan(
-        cursor,
-        'MATCH',
-        `${prefix}*`,
-        'COUNT',
-        500,
-      );
-      if (keys.length > 0) await admin.del(...keys);
-      cursor = next;
-    } while (cursor !== '0');
+    await deleteKeys(admin, `${prefix}*`);
     await admin.quit();
   });
 
@@ -181,13 +170,7 @@ describe('Redis outage', () => {
       .set('Dont-Chunk', 'true')
       .send({ '/presence/pub/room': bodyOf<StateBody>(state).last_message_id! })
       .then((res) => res);
-    for (
-      let i = 0;
-      i < 2000 && app.presence.messageBus.stats().heldPolls === 0;
-      i++
-    ) {
-      await new Promise((resolve) => setImmediate(resolve));
-    }
+    await untilPollHeld(app.presence, 2000);
     await update(app, {
       client_id: 'tab',
       leave_channels: [CHANNELS.public],

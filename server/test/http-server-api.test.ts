@@ -21,6 +21,7 @@ import {
   registerMatrix,
   SAME_SITE_HEADERS,
   testOptions,
+  untilPollHeld,
 } from './support/http-fixtures.js';
 
 /** A MemoryStore that can be switched "down", failing like an unreachable Redis. */
@@ -252,13 +253,7 @@ describe('createPresenceServer: the server-side API', () => {
       .send({ '/presence/pub/room': null })
       .then((res) => res);
     // Wait until the poll is actually held (not for any timeout), then close.
-    for (
-      let i = 0;
-      i < 1000 && app.presence.messageBus.stats().heldPolls === 0;
-      i++
-    ) {
-      await new Promise((resolve) => setImmediate(resolve));
-    }
+    await untilPollHeld(app.presence);
     assert.equal(app.presence.messageBus.stats().heldPolls, 1);
     const started = Date.now();
     await app.presence.close();
@@ -274,13 +269,7 @@ describe('createPresenceServer: the server-side API', () => {
       .set('Dont-Chunk', 'true')
       .send({ '/presence/pub/room': null })
       .then((res) => res);
-    for (
-      let i = 0;
-      i < 1000 && app.presence.messageBus.stats().heldPolls === 0;
-      i++
-    ) {
-      await new Promise((resolve) => setImmediate(resolve));
-    }
+    await untilPollHeld(app.presence);
     try {
       // Answered at once, not held for the 20 s long poll.
       const second = await request(app)

@@ -3,8 +3,6 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { after, afterEach, before, describe, it } from 'node:test';
 
-import { Redis } from 'ioredis';
-
 import { MemoryStore } from '../src/core/memory-store.js';
 import type { WireMessage } from '../src/core/message-bus/index.js';
 import type { PresenceStore } from '../src/core/store.js';
@@ -15,6 +13,11 @@ import {
   until,
   type BusServer,
 } from './support/bus-http.js';
+import {
+  connectTestRedis,
+  deleteKeys,
+  randomKeyPrefix,
+} from './support/redis-fixture.js';
 
 /**
  * Two server instances (two Express apps on different ports) sharing one backend: a message published
@@ -23,16 +26,9 @@ import {
  * sharded pub/sub. Before the RedisStore exists the same tests run on one shared MemoryStore.
  */
 
-const REDIS_URL = process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379';
 const hasRedisStore = existsSync(
   new URL('../src/store/redis-store.ts', import.meta.url),
 );
-
-/** Fail fast when Redis is down instead of retrying forever. */
-const FAIL_FAST = {
-  retryStrategy: () => null,
-  maxRetriesPerRequest: 0,
-} as const;
 
 interface Backend {
   name: string;
@@ -45,13 +41,13 @@ interface Backend {
 
 async function redisBackend(): Promise<Backend> {
   const { RedisStore } = await import('../src/store/redis-store.js');
-  const keyPrefix = `ep-bus-test-${randomBytes(6).toString('hex')}:`;
-  const connections: Redis[] = [];
+  const keyPrefix = randomKeyPrefix();
+  const connections: ReturnType<typeof connectTestRedis>[] = [];
   const stores: PresenceStore[] = [];
   return {
     name: 'RedisStore',
     async subscribedShardChannels() {
-      const admin = new Redis(REDIS_URL, FAIL_FAST);
+      const admin = connectTestRedis();
       try {
         return (await admin.call(
           'PUBSUB',
@@ -63,7 +59,7 @@ async function redisBackend(): Promise<Backend> {
       }
     },
     store() {
-      const connection = new Redis(REDIS_URL, FAIL_FAST);
+      const connection = connectTestRedis();
       connections.push(connection);
       const store = new RedisStore(connection, { keyPrefix });
       stores.push(store);
@@ -71,20 +67,9 @@ async function redisBackend(): Promise<Backend> {
     },
     async cleanup() {
       await Promise.all(stores.map((store) => store.close()));
-      const admin = new Redis(REDIS_URL, FAIL_FAST);
+      const admin = connectTestRedis();
       try {
-        let cursor = '0';
-        do {
-          const [next, keys] = await admin.scan(
-            cursor,
-            'MATCH',
-            `${keyPrefix}*`,
-            'COUNT',
-            500,
-          );
-          cursor = next;
-          if (keys.length > 0) await admin.del(...keys);
-        } while (cursor !== '0');
+        await deleteKeys(admin, `${keyPrefix}*`);
       } finally {
         admin.disconnect();
         for (const connection of connections) connection.disconnect();

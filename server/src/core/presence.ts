@@ -11,6 +11,7 @@ import { isValidClientId } from './client-id.js';
 import { DEFAULT_CONFIG_TTL_MS } from './config.js';
 import { HttpError, InvalidAccess } from './errors.js';
 import { consoleLogger, type Logger } from './logger.js';
+import { globalTimers, type Timers } from './timers.js';
 import type { PresenceResult, PresenceStore, SweepResult } from './store.js';
 import type {
   Audience,
@@ -29,14 +30,10 @@ export const DEFAULT_SWEEP_INTERVAL_MS = 5000;
 export const PRESENCE_BUS_PREFIX = '/presence';
 
 /**
- * The timer functions the sweeper uses. Defaults to `globalThis.setTimeout`/`clearTimeout`, with the timer
- * `unref`'d where the platform supports it (Node) so the sweeper never keeps a process alive. Tests pass
- * fake timers and drive the sweeper with a fake clock.
+ * The timer functions the sweeper uses (see {@link globalTimers} for the default). Tests pass fake timers
+ * and drive the sweeper with a fake clock.
  */
-export interface Timers {
-  setTimeout(callback: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
+export type { Timers };
 
 /** Options of {@link PresenceCore}. */
 export interface PresenceCoreOptions {
@@ -53,21 +50,6 @@ export interface PresenceCoreOptions {
   /** Timer functions for the sweeper (tests). Default: the global ones, unref'd. */
   timers?: Timers;
 }
-
-const defaultTimers: Timers = {
-  setTimeout(callback, ms) {
-    const handle: unknown = globalThis.setTimeout(callback, ms);
-    // Node returns a Timeout with unref(); browsers return a number. Never keep a process alive for a sweep.
-    const unref = (handle as { unref?: () => void } | null)?.unref;
-    if (typeof unref === 'function') unref.call(handle);
-    return handle;
-  },
-  clearTimeout(handle) {
-    globalThis.clearTimeout(
-      handle as Parameters<typeof globalThis.clearTimeout>[0],
-    );
-  },
-};
 
 /**
  * Sets an own, enumerable property even for keys such as `__proto__`: names are client input, and a plain
@@ -158,7 +140,7 @@ export class PresenceCore {
         'ember-presence: `sweepIntervalMs` must be greater than 0',
       );
     }
-    this.#timers = options.timers ?? defaultTimers;
+    this.#timers = options.timers ?? globalTimers;
     this.#registry = new ChannelRegistry({
       store: this.store,
       clock: this.clock,

@@ -25,11 +25,12 @@ export interface BusEndpointOptions {
   currentUser: (req: Request) => Promise<CurrentUser | null>;
   /** May the requester follow bus channel `channel` at all? (Presence channels: only those who may view them.) */
   canFollow: NonNullable<MessageBusOptions['canFollow']>;
-  longPollMs?: number;
-  /** Long polls held at once; beyond it polls are answered at once. */
-  maxHeldPolls?: number;
-  /** Origins granted CORS for cross-origin polls. */
-  allowedOrigins?: readonly string[];
+  /** How long a poll is held when nothing is ready; absent → the router's default. */
+  longPollMs?: number | undefined;
+  /** Long polls held at once; beyond it polls are answered at once. Absent → the router's default. */
+  maxHeldPolls?: number | undefined;
+  /** Origins granted CORS for cross-origin polls. Absent → none. */
+  allowedOrigins?: readonly string[] | undefined;
 }
 
 /** The message bus as mounted by `createPresenceServer`: its router, host-side publish, and shutdown. */
@@ -57,15 +58,10 @@ export function createBusEndpoint(options: BusEndpointOptions): BusEndpoint {
     bus,
     currentUser: options.currentUser,
     logger: options.logger,
-    ...(options.longPollMs !== undefined
-      ? { longPollMs: options.longPollMs }
-      : {}),
-    ...(options.maxHeldPolls !== undefined
-      ? { maxHeldPolls: options.maxHeldPolls }
-      : {}),
-    ...(options.allowedOrigins
-      ? { allowedOrigins: options.allowedOrigins }
-      : {}),
+    // Absent (undefined) options take the router's defaults.
+    longPollMs: options.longPollMs,
+    maxHeldPolls: options.maxHeldPolls,
+    allowedOrigins: options.allowedOrigins,
   });
   return {
     router,

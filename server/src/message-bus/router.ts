@@ -14,6 +14,7 @@ import {
 } from '../core/message-bus/index.js';
 import type { PresenceStore } from '../core/store.js';
 import type { Clock, CurrentUser } from '../core/types.js';
+import { corsGrant } from '../http/cors.js';
 import { DEFAULT_POLL_BODY_LIMIT_BYTES, readPollRequest } from './read-body.js';
 
 /** 25 s: what `message-bus-client` expects, and under the 30 s idle timeout of common proxies. */
@@ -175,7 +176,12 @@ export function messageBusRouter(
   if (options.canFollow) busOptions.canFollow = options.canFollow;
   const bus = options.bus ?? new MessageBus(busOptions);
   const currentUser = options.currentUser ?? (() => null);
-  const allowedOrigins = new Set(options.allowedOrigins ?? []);
+  // CORS for `allowedOrigins` only. Same-origin polls (the normal case) need none of it; other origins get
+  // no grant, so a foreign page can neither read a user's messages nor hold polls with their cookies.
+  const applyCors = corsGrant(options.allowedOrigins ?? [], {
+    methods: 'POST, OPTIONS',
+    headers: ALLOWED_REQUEST_HEADERS,
+  });
 
   /** The one held poll per client id. */
   const held = new Map<string, HeldPoll>();
@@ -403,7 +409,7 @@ export function messageBusRouter(
 
   router.use('/message-bus', (req: Request, res: Response) => {
     setNoCacheHeaders(res);
-    applyCors(req, res, allowedOrigins);
+    applyCors(req, res);
     // `req.path` is relative to the mount point: `/<clientId>/poll[/anything]`.
     const match = /^\/([^/]+)\/poll(?:\/.*)?$/.exec(req.path);
     if (!match) {
@@ -472,28 +478,6 @@ export function messageBusRouter(
 function setNoCacheHeaders(res: Response): void {
   for (const [name, value] of Object.entries(NO_CACHE_HEADERS))
     res.setHeader(name, value);
-}
-
-/**
- * CORS for `allowedOrigins` only. Same-origin polls (the normal case) need none of this; other origins
- * get no grant, so a foreign page can neither read a user's messages nor hold polls with their cookies.
- */
-function applyCors(
-  req: Request,
-  res: Response,
-  allowedOrigins: ReadonlySet<string>,
-): void {
-  if (allowedOrigins.size === 0) return;
-  res.setHeader('Vary', 'Origin');
-  const origin = req.headers.origin;
-  if (!origin || !allowedOrigins.has(origin)) return;
-  res.setHeader('Access-Control-Allow-Origin', origin);
-  res.setHeader('Access-Control-Allow-Credentials', 'true');
-  if (req.method === 'OPTIONS') {
-    res.setHeader('Access-Control-Allow-Methods', 'POST, OPTIONS');
-    res.setHeader('Access-Control-Allow-Headers', ALLOWED_REQUEST_HEADERS);
-    res.setHeader('Access-Control-Max-Age', '600');
-  }
 }
 
 /** JSON answer without ETag/freshness logic (`res.send` would hash every body for an ETag nobody uses). */

@@ -175,3 +175,22 @@ export function publicFields(user: CurrentUser): {
     avatar_template: user.avatar_template,
   };
 }
+
+/**
+ * Yields to the event loop (one `setImmediate` turn at a time, at most `maxTurns`) until the server's bus
+ * router holds a long poll, so a test can act on a held poll without waiting for any timeout. Resolves
+ * whether one is held; callers assert on what they need.
+ */
+export async function untilPollHeld(
+  presence: { messageBus: { stats(): { heldPolls: number } } },
+  maxTurns = 1000,
+): Promise<boolean> {
+  for (
+    let i = 0;
+    i < maxTurns && presence.messageBus.stats().heldPolls === 0;
+    i++
+  ) {
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  return presence.messageBus.stats().heldPolls > 0;
+}

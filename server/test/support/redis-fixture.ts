@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 
-import type { Cluster, Redis } from 'ioredis';
+import { Redis, type Cluster } from 'ioredis';
 
 import {
   RedisStore,
@@ -9,11 +9,19 @@ import {
 } from '../../src/store/redis-store.js';
 import type { StoreFactory, StoreFixture } from '../store-contract.js';
 
+/** The Redis the tests run against: REDIS_URL, by default the local one. */
+export const REDIS_URL = process.env['REDIS_URL'] || 'redis://127.0.0.1:6379';
+
 /** ioredis settings for tests: fail at once when Redis is down instead of retrying forever. */
 export const FAIL_FAST = {
   retryStrategy: () => null,
   maxRetriesPerRequest: 0,
 } as const;
+
+/** A new connection to {@link REDIS_URL} that fails fast when Redis is down; the caller closes it. */
+export function connectTestRedis(): Redis {
+  return new Redis(REDIS_URL, FAIL_FAST);
+}
 
 /** A key prefix no other test (or run) uses. */
 export function randomKeyPrefix(): string {

@@ -12,55 +12,56 @@
   KEYS[6] busLog    ZSET  message_id -> message JSON
   KEYS[7] shard channel of the bus channel
 
-  ARGV[1]  member          "<userId>:<clientId>"
-  ARGV[2]  userId
-  ARGV[3]  now             ms
-  ARGV[4]  hasRules        "1": ARGV[5..7] are the rules to use and store; "0": use the stored ones
-  ARGV[5]  countOnly       "1" | "0"
-  ARGV[6]  publish         "1" | "0"
-  ARGV[7]  audienceJson    ',"user_ids":[..]...' or ""
-  ARGV[8]  busChannelJson
-  ARGV[9]  backlogSize
-  ARGV[10] channelTtlMs
-  ARGV[11] backlogTtlMs
-  ARGV[12] idsPerMs
+  ARGV[1] member          "<userId>:<clientId>"
+  ARGV[2] userId
+  ARGV[3] now             ms
+  ARGV[4] hasRules        "1": ARGV[5..7] are the rules to use and store; "0": use the stored ones
+  ARGV[5] countOnly       "1" | "0"
+  ARGV[6] publish         "1" | "0"
+  ARGV[7] audienceJson    ',"user_ids":[..]...' or ""
+  ARGV[8] busChannelJson
+
+  Per-store constants (written by the loader): BACKLOG_SIZE, CHANNEL_TTL_MS, BACKLOG_TTL_MS, IDS_PER_MS.
 
   Returns { changed (1|0), message JSON | nil }
 ]]
 local rcall = redis.call
+-- @constants
 local clientsKey, usersKey, profilesKey, infoKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local busMetaKey, busLogKey, shardChannel = KEYS[5], KEYS[6], KEYS[7]
 local member, userId, now = ARGV[1], ARGV[2], ARGV[3]
 local hasRules, countOnly, publish, audienceJson = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
-local busChannelJson, backlogSize, channelTtlMs, backlogTtlMs, idsPerMs = ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12]
+local busChannelJson = ARGV[8]
 
 -- @include append-message
 
 if rcall('ZREM', clientsKey, member) == 0 then return {0, false} end
 
+local stored = rcall('HMGET', infoKey, 'count_only', 'publish', 'audience')
 if hasRules == '1' then
-  rcall('HSET', infoKey, 'count_only', countOnly, 'publish', publish, 'audience', audienceJson)
+  -- Written only when they changed (a missing field reads as false, which never equals a string).
+  if stored[1] ~= countOnly or stored[2] ~= publish or stored[3] ~= audienceJson then
+    rcall('HSET', infoKey, 'count_only', countOnly, 'publish', publish, 'audience', audienceJson)
+  end
 else
-  local stored = rcall('HMGET', infoKey, 'count_only', 'publish', 'audience')
   -- No stored rules (cannot happen while the client existed, the keys share one TTL): publish nothing
   -- rather than guess an audience.
   countOnly, publish, audienceJson = stored[1] or '0', stored[2] or '0', stored[3] or ''
 end
 
 local changed = 0
-if rcall('HINCRBY', usersKey, userId, -1) <= 0 then
+if rcall('HINCRBY', usersKey, userId, '-1') <= 0 then
   rcall('HDEL', usersKey, userId)
   rcall('HDEL', profilesKey, userId)
   changed = 1
 end
 
-touchChannel({clientsKey, usersKey, profilesKey, infoKey}, {busMetaKey, busLogKey}, channelTtlMs, backlogTtlMs)
-
 local message = false
 if changed == 1 and publish == '1' then
   local data
   if countOnly == '1' then data = '{"count_delta":-1}' else data = '{"leaving_user_ids":[' .. userId .. ']}' end
-  message = appendMessage(busMetaKey, busLogKey, shardChannel, busChannelJson, data, audienceJson, now,
-    backlogSize, backlogTtlMs, idsPerMs)
+  message = appendMessage(busMetaKey, busLogKey, shardChannel, busChannelJson, data, audienceJson, now)
 end
+
+touchChannel(clientsKey, usersKey, profilesKey, infoKey, busMetaKey, busLogKey)
 return {changed, message}

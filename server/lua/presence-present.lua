@@ -12,62 +12,67 @@
   KEYS[6] busLog    ZSET  message_id -> message JSON (the backlog)
   KEYS[7] shard channel of the bus channel (SPUBLISH target; same hash tag as the keys)
 
-  ARGV[1]  member          "<userId>:<clientId>"
-  ARGV[2]  userId
-  ARGV[3]  userJson        the user, already reduced to the four public fields
-  ARGV[4]  expiresAt       ms
-  ARGV[5]  now             ms (the caller's clock, never TIME)
-  ARGV[6]  countOnly       "1" | "0"
-  ARGV[7]  publish         "1" | "0" ("0": nobody may view, state changes, nothing is published)
-  ARGV[8]  audienceJson    ',"user_ids":[..],"group_ids":[..]' or ""
-  ARGV[9]  busChannelJson  the bus channel name as a JSON string
-  ARGV[10] backlogSize
-  ARGV[11] channelTtlMs
-  ARGV[12] backlogTtlMs
-  ARGV[13] idsPerMs        global_id multiplier
-  ARGV[14] overdueMs       re-request indexing when the recorded due time is this far in the past
+  ARGV[1] member          "<userId>:<clientId>"
+  ARGV[2] userId
+  ARGV[3] userJson        the user, already reduced to the four public fields
+  ARGV[4] expiresAt       ms
+  ARGV[5] now             ms (the caller's clock, never TIME)
+  ARGV[6] countOnly       "1" | "0"
+  ARGV[7] publish         "1" | "0" ("0": nobody may view, state changes, nothing is published)
+  ARGV[8] audienceJson    ',"user_ids":[..],"group_ids":[..]' or ""
+  ARGV[9] busChannelJson  the bus channel name as a JSON string
+
+  Per-store constants (written by the loader): BACKLOG_SIZE, CHANNEL_TTL_MS, BACKLOG_TTL_MS, IDS_PER_MS,
+  OVERDUE_MS (re-request indexing when the recorded due time is this far in the past).
 
   Returns { changed (1|0), message JSON | nil, indexAt | nil }
     indexAt: the caller must ZADD the channel into the sweep index with this score (the channel's
     earliest expiry got earlier, e.g. it was empty); nil on the ordinary heartbeat.
 ]]
 local rcall = redis.call
+-- @constants
 local clientsKey, usersKey, profilesKey, infoKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local busMetaKey, busLogKey, shardChannel = KEYS[5], KEYS[6], KEYS[7]
 local member, userId, userJson = ARGV[1], ARGV[2], ARGV[3]
 local expiresAt, now = ARGV[4], ARGV[5]
 local countOnly, publish, audienceJson, busChannelJson = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
-local backlogSize, channelTtlMs, backlogTtlMs = ARGV[10], ARGV[11], ARGV[12]
-local idsPerMs, overdueMs = ARGV[13], ARGV[14]
 
 -- @include append-message
 
 local isNewClient = rcall('ZADD', clientsKey, expiresAt, member) == 1
-rcall('HSET', profilesKey, userId, userJson)
-rcall('HSET', infoKey, 'count_only', countOnly, 'publish', publish, 'audience', audienceJson)
+-- A heartbeat nearly always carries the stored profile: compare rather than rewrite (a write dirties the
+-- key and is replicated).
+if isNewClient or rcall('HGET', profilesKey, userId) ~= userJson then
+  rcall('HSET', profilesKey, userId, userJson)
+end
+-- The rules and the due time in one read; the rules are written only when they changed (or are new:
+-- HMGET answers false for a missing field, which never equals a string).
+local info = rcall('HMGET', infoKey, 'count_only', 'publish', 'audience', 'due')
+if info[1] ~= countOnly or info[2] ~= publish or info[3] ~= audienceJson then
+  rcall('HSET', infoKey, 'count_only', countOnly, 'publish', publish, 'audience', audienceJson)
+end
 
 local changed = 0
-if isNewClient and rcall('HINCRBY', usersKey, userId, 1) == 1 then changed = 1 end
+if isNewClient and rcall('HINCRBY', usersKey, userId, '1') == 1 then changed = 1 end
 
 -- The sweep index only learns about a channel when its earliest expiry gets earlier; heartbeats move
 -- expiries later and are caught up lazily when the sweep visits the old due time.
 local indexAt = false
-local due = tonumber(rcall('HGET', infoKey, 'due'))
+local due = tonumber(info[4])
 if due == nil or tonumber(expiresAt) < due then
   rcall('HSET', infoKey, 'due', expiresAt)
   indexAt = expiresAt
-elseif due + tonumber(overdueMs) < tonumber(now) then
+elseif due + OVERDUE_MS < tonumber(now) then
   -- Long overdue: the index write after an earlier call was lost (e.g. the process died); ask again.
   indexAt = string.format('%d', due)
 end
-
-touchChannel({clientsKey, usersKey, profilesKey, infoKey}, {busMetaKey, busLogKey}, channelTtlMs, backlogTtlMs)
 
 local message = false
 if changed == 1 and publish == '1' then
   local data
   if countOnly == '1' then data = '{"count_delta":1}' else data = '{"entering_users":[' .. userJson .. ']}' end
-  message = appendMessage(busMetaKey, busLogKey, shardChannel, busChannelJson, data, audienceJson, now,
-    backlogSize, backlogTtlMs, idsPerMs)
+  message = appendMessage(busMetaKey, busLogKey, shardChannel, busChannelJson, data, audienceJson, now)
 end
+
+touchChannel(clientsKey, usersKey, profilesKey, infoKey, busMetaKey, busLogKey)
 return {changed, message, indexAt}

@@ -15,18 +15,16 @@
 
   ARGV[1] now             ms
   ARGV[2] busChannelJson
-  ARGV[3] backlogSize
-  ARGV[4] channelTtlMs
-  ARGV[5] backlogTtlMs
-  ARGV[6] idsPerMs
+
+  Per-store constants (written by the loader): BACKLOG_SIZE, CHANNEL_TTL_MS, BACKLOG_TTL_MS, IDS_PER_MS.
 
   Returns { expiredClients, nextDue (ms string) | nil when the channel is empty, message JSON | nil }
 ]]
 local rcall = redis.call
+-- @constants
 local clientsKey, usersKey, profilesKey, infoKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local busMetaKey, busLogKey, shardChannel = KEYS[5], KEYS[6], KEYS[7]
-local now, busChannelJson, backlogSize = ARGV[1], ARGV[2], ARGV[3]
-local channelTtlMs, backlogTtlMs, idsPerMs = ARGV[4], ARGV[5], ARGV[6]
+local now, busChannelJson = ARGV[1], ARGV[2]
 
 -- @include append-message
 
@@ -34,7 +32,7 @@ local expired = rcall('ZRANGEBYSCORE', clientsKey, '-inf', now)
 local leftUserIds = {}
 for _, member in ipairs(expired) do
   local userId = string.sub(member, 1, string.find(member, ':', 1, true) - 1)
-  if rcall('HINCRBY', usersKey, userId, -1) <= 0 then
+  if rcall('HINCRBY', usersKey, userId, '-1') <= 0 then
     rcall('HDEL', usersKey, userId)
     rcall('HDEL', profilesKey, userId)
     leftUserIds[#leftUserIds + 1] = userId
@@ -42,12 +40,11 @@ for _, member in ipairs(expired) do
 end
 if #expired > 0 then rcall('ZREMRANGEBYSCORE', clientsKey, '-inf', now) end
 
-local nextDue = rcall('ZRANGE', clientsKey, 0, 0, 'WITHSCORES')[2] or false
+local nextDue = rcall('ZRANGE', clientsKey, '0', '0', 'WITHSCORES')[2] or false
 if nextDue then rcall('HSET', infoKey, 'due', nextDue) else rcall('HDEL', infoKey, 'due') end
 
 local message = false
 if #expired > 0 then
-  touchChannel({clientsKey, usersKey, profilesKey, infoKey}, {busMetaKey, busLogKey}, channelTtlMs, backlogTtlMs)
   local rules = rcall('HMGET', infoKey, 'count_only', 'publish', 'audience')
   if #leftUserIds > 0 and rules[2] == '1' then
     local data
@@ -56,8 +53,8 @@ if #expired > 0 then
     else
       data = '{"leaving_user_ids":[' .. table.concat(leftUserIds, ',') .. ']}'
     end
-    message = appendMessage(busMetaKey, busLogKey, shardChannel, busChannelJson, data, rules[3] or '', now,
-      backlogSize, backlogTtlMs, idsPerMs)
+    message = appendMessage(busMetaKey, busLogKey, shardChannel, busChannelJson, data, rules[3] or '', now)
   end
+  touchChannel(clientsKey, usersKey, profilesKey, infoKey, busMetaKey, busLogKey)
 end
 return {#expired, nextDue, message}

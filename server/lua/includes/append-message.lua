@@ -1,40 +1,60 @@
 --[[
   Shared helpers, spliced into a script where it says `-- @include append-message` (the loader in
-  server/src/store/redis-store.ts does the splicing, so every script stays one EVALSHA).
+  server/src/store/redis-store.ts does the splicing, so every script stays one EVALSHA). They use the
+  per-store constants the loader writes at `-- @constants` (BACKLOG_SIZE, CHANNEL_TTL_MS, BACKLOG_TTL_MS,
+  IDS_PER_MS, OVERDUE_MS).
 
   appendMessage: gives a bus message its ids, appends it to the channel's backlog, trims the backlog to its
-  cap, refreshes the backlog TTL and SPUBLISHes it to the channel's shard channel. Returns the message JSON.
+  cap and SPUBLISHes it to the channel's shard channel. Returns the message JSON. It does NOT refresh the
+  backlog's TTL: the caller does that once, after every write (touchBacklog / touchChannel), so that a
+  backlog created by this very call gets its TTL too.
 
   The JSON is assembled by concatenation instead of cjson.encode: cjson prints numbers with 14 significant
   digits, which would round a 16-digit global_id, and the data and audience arrive already encoded.
 
-  global_id = max(previous global_id of this channel + 1, now * idsPerMs): unique and strictly increasing
+  global_id = max(previous global_id of this channel + 1, now * IDS_PER_MS): unique and strictly increasing
   per channel, ordered by time across channels, and it needs no global counter (a global key could not
   be touched from a script whose keys live in one channel's slot on a cluster).
 ]]
-local function appendMessage(metaKey, logKey, shardChannel, busChannelJson, dataJson, audienceJson, now,
-                             backlogSize, backlogTtlMs, idsPerMs)
-  local messageId = rcall('HINCRBY', metaKey, 'id', 1)
-  local previous = tonumber(rcall('HGET', metaKey, 'gid') or '0')
-  local globalId = math.max(previous + 1, tonumber(now) * tonumber(idsPerMs))
+-- Arguments of redis.call as strings: Redis formats a Lua number argument with snprintf("%.17g") on
+-- every call, which costs about as much as a cheap command.
+local CHANNEL_TTL_TEXT = string.format('%d', CHANNEL_TTL_MS)
+local BACKLOG_TTL_TEXT = string.format('%d', BACKLOG_TTL_MS)
+local BACKLOG_TRIM_STOP = string.format('%d', -(BACKLOG_SIZE + 1))
+
+local function appendMessage(metaKey, logKey, shardChannel, busChannelJson, dataJson, audienceJson, now)
+  -- One read and one write for both ids (instead of HINCRBY + HGET + HSET).
+  local meta = rcall('HMGET', metaKey, 'id', 'gid')
+  local messageId = (tonumber(meta[1]) or 0) + 1
+  local globalId = math.max((tonumber(meta[2]) or 0) + 1, tonumber(now) * IDS_PER_MS)
   -- %d, not tostring: tostring uses %.14g and would round ids above 10^14.
+  local messageIdText = string.format('%d', messageId)
   local globalIdText = string.format('%d', globalId)
-  rcall('HSET', metaKey, 'gid', globalIdText)
-  local message = '{"global_id":' .. globalIdText .. ',"message_id":' .. string.format('%d', messageId) ..
+  rcall('HSET', metaKey, 'id', messageIdText, 'gid', globalIdText)
+  local message = '{"global_id":' .. globalIdText .. ',"message_id":' .. messageIdText ..
     ',"channel":' .. busChannelJson .. ',"data":' .. dataJson .. audienceJson .. '}'
-  rcall('ZADD', logKey, messageId, message)
-  rcall('ZREMRANGEBYRANK', logKey, 0, -(tonumber(backlogSize) + 1))
-  rcall('PEXPIRE', metaKey, backlogTtlMs)
-  rcall('PEXPIRE', logKey, backlogTtlMs)
+  rcall('ZADD', logKey, messageIdText, message)
+  -- The log holds at most one entry per id so far: it can only exceed its cap once the id does.
+  if messageId > BACKLOG_SIZE then rcall('ZREMRANGEBYRANK', logKey, '0', BACKLOG_TRIM_STOP) end
   rcall('SPUBLISH', shardChannel, message)
   return message
 end
 
 --[[
-  touchChannel: activity on a presence channel keeps its keys for channelTtlMs and its backlog (and so
-  its message ids) for backlogTtlMs. PEXPIRE on a key that does not exist is a no-op.
+  touchBacklog: activity on a bus channel keeps its backlog (and so its message ids) for BACKLOG_TTL_MS.
+  touchChannel: activity on a presence channel keeps its keys for CHANNEL_TTL_MS and its backlog for
+  BACKLOG_TTL_MS. Both run after the script's writes, so keys it created get their TTL; PEXPIRE on a key
+  that does not exist is a no-op.
 ]]
-local function touchChannel(channelKeys, busKeys, channelTtlMs, backlogTtlMs)
-  for _, key in ipairs(channelKeys) do rcall('PEXPIRE', key, channelTtlMs) end
-  for _, key in ipairs(busKeys) do rcall('PEXPIRE', key, backlogTtlMs) end
+local function touchBacklog(metaKey, logKey)
+  rcall('PEXPIRE', metaKey, BACKLOG_TTL_TEXT)
+  rcall('PEXPIRE', logKey, BACKLOG_TTL_TEXT)
+end
+
+local function touchChannel(clientsKey, usersKey, profilesKey, infoKey, metaKey, logKey)
+  rcall('PEXPIRE', clientsKey, CHANNEL_TTL_TEXT)
+  rcall('PEXPIRE', usersKey, CHANNEL_TTL_TEXT)
+  rcall('PEXPIRE', profilesKey, CHANNEL_TTL_TEXT)
+  rcall('PEXPIRE', infoKey, CHANNEL_TTL_TEXT)
+  touchBacklog(metaKey, logKey)
 end

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 
 import { Redis, type Cluster, type RedisOptions } from 'ioredis';
@@ -69,11 +70,20 @@ const OVERDUE_REINDEX_MS = 30_000;
 /** Upper bound of index rounds per shard and sweep, so one sweep call always ends. */
 const MAX_SWEEP_ROUNDS = 100;
 
+/**
+ * Channels whose key names (and bus channel JSON, sweep shard) a store keeps ready: building them costs
+ * an escape regex, a hash and a dozen string concatenations per call, and a busy server keeps presenting
+ * in the same channels. An entry is about 1 KB.
+ */
+const CHANNEL_CACHE_SIZE = 1024;
+
 interface ScriptSpec {
   command: string;
   file: string;
   keys: number;
   readOnly?: boolean;
+  /** The script has a `-- @constants` line, where the store's constants are written at load. */
+  constants?: boolean;
 }
 
 /** One Lua file per atomic operation (server/lua/), registered once per connection with defineCommand. */
@@ -82,9 +92,20 @@ const SCRIPTS = {
     command: 'emberPresencePresent',
     file: 'presence-present.lua',
     keys: 7,
+    constants: true,
   },
-  leave: { command: 'emberPresenceLeave', file: 'presence-leave.lua', keys: 7 },
-  sweep: { command: 'emberPresenceSweep', file: 'presence-sweep.lua', keys: 7 },
+  leave: {
+    command: 'emberPresenceLeave',
+    file: 'presence-leave.lua',
+    keys: 7,
+    constants: true,
+  },
+  sweep: {
+    command: 'emberPresenceSweep',
+    file: 'presence-sweep.lua',
+    keys: 7,
+    constants: true,
+  },
   state: {
     command: 'emberPresenceState',
     file: 'presence-state.lua',
@@ -95,6 +116,7 @@ const SCRIPTS = {
     command: 'emberPresencePublish',
     file: 'bus-publish.lua',
     keys: 3,
+    constants: true,
   },
   rescore: {
     command: 'emberPresenceRescore',
@@ -152,6 +174,46 @@ function readLuaSources(
 
 type ScriptCommand = (...args: (string | number)[]) => Promise<unknown>;
 
+/** The per-store constants the scripts read as Lua locals (see {@link constantsLine}). */
+interface ScriptConstants {
+  backlogSize: number;
+  channelTtlMs: number;
+  backlogTtlMs: number;
+}
+
+/**
+ * The Lua line that replaces `-- @constants`: the store's retention settings, built into the script
+ * source once instead of being encoded and parsed as ARGV on every call. Every value is a safe integer
+ * (checked by `retention`), so it prints exactly.
+ */
+function constantsLine(constants: ScriptConstants): string {
+  return (
+    'local BACKLOG_SIZE, CHANNEL_TTL_MS, BACKLOG_TTL_MS, IDS_PER_MS, OVERDUE_MS = ' +
+    [
+      constants.backlogSize,
+      constants.channelTtlMs,
+      constants.backlogTtlMs,
+      GLOBAL_IDS_PER_MS,
+      OVERDUE_REINDEX_MS,
+    ].join(', ')
+  );
+}
+
+/** Where a script wants the per-store constants. */
+const CONSTANTS_LINE = /^-- @constants[ \t]*$/m;
+
+/** What a store needs to run a presence channel's scripts, built once per channel (see the cache). */
+interface ChannelEntry {
+  /** KEYS of the presence-*.lua scripts. */
+  scriptKeys: string[];
+  /** KEYS of presence-state.lua. */
+  stateKeys: string[];
+  /** The bus channel `/presence<channel>` as a JSON string. */
+  busChannelJson: string;
+  /** The sweep index shard of the channel. */
+  sweepShard: string;
+}
+
 /**
  * The `PresenceStore` for many server processes sharing one Redis or Redis Cluster (7.0+, for sharded
  * pub/sub).
@@ -188,6 +250,10 @@ export class RedisStore implements PresenceStore {
   readonly #channelTtlMs: number;
   readonly #sweepBatchSize: number;
   readonly #onError: (error: unknown, context: string) => void;
+  /** Script name → the command defined on the connection for this store's constants. */
+  readonly #commands = new Map<ScriptName, ScriptCommand>();
+  /** Least recently used first (a hit moves its entry to the end). */
+  readonly #channels = new Map<string, ChannelEntry>();
 
   #subscriber: RedisConnection | undefined;
   /** A bus channel is SSUBSCRIBEd while it has at least one listener here. */
@@ -244,13 +310,35 @@ export class RedisStore implements PresenceStore {
       ? (this.#redis as Cluster).options.keyPrefix
       : (this.#redis as Redis).options.keyPrefix;
     if (ioredisPrefix) throw keyPrefixError(ioredisPrefix);
+    const constants = constantsLine({
+      backlogSize: this.#backlogSize,
+      channelTtlMs: this.#channelTtlMs,
+      backlogTtlMs: this.#backlogTtlMs,
+    });
+    // Stores with different retention settings (or two copies of this module) may share a connection:
+    // each distinct script source is its own command, named after its hash, defined once per connection.
+    const commands = this.#redis as unknown as Record<string, unknown>;
     for (const name of Object.keys(SCRIPTS) as ScriptName[]) {
       const spec: ScriptSpec = SCRIPTS[name];
-      this.#redis.defineCommand(spec.command, {
-        lua: sources.get(name)!,
-        numberOfKeys: spec.keys,
-        readOnly: spec.readOnly ?? false,
-      });
+      const source = sources.get(name)!;
+      if (spec.constants && !CONSTANTS_LINE.test(source)) {
+        // A script without the line would fail on its first call (undefined global), so fail here.
+        throw new Error(
+          `server/lua/${spec.file} has no "-- @constants" line for the store's constants`,
+        );
+      }
+      const lua = spec.constants
+        ? source.replace(CONSTANTS_LINE, () => constants)
+        : source;
+      const command = `${spec.command}_${createHash('sha1').update(lua).digest('hex').slice(0, 16)}`;
+      if (typeof commands[command] !== 'function') {
+        this.#redis.defineCommand(command, {
+          lua,
+          numberOfKeys: spec.keys,
+          readOnly: spec.readOnly ?? false,
+        });
+      }
+      this.#commands.set(name, commands[command] as ScriptCommand);
     }
   }
 
@@ -272,11 +360,11 @@ export class RedisStore implements PresenceStore {
       now,
     );
 
-    const keys = this.keys.presence(channel);
+    const entry = this.#channel(channel);
     const userJson = JSON.stringify(member);
     const [changed, messageJson, indexAt] = (await this.#run(
       'present',
-      presenceScriptKeys(keys),
+      entry.scriptKeys,
       [
         `${member.id}:${clientId}`,
         member.id,
@@ -286,12 +374,7 @@ export class RedisStore implements PresenceStore {
         checked.countOnly ? '1' : '0',
         checked.audience ? '1' : '0',
         checked.audience ? audienceJson(checked.audience) : '',
-        JSON.stringify(presenceBusChannel(channel)),
-        this.#backlogSize,
-        this.#channelTtlMs,
-        this.#backlogTtlMs,
-        GLOBAL_IDS_PER_MS,
-        OVERDUE_REINDEX_MS,
+        entry.busChannelJson,
       ],
     )) as [number, string | null, string | null];
 
@@ -300,7 +383,7 @@ export class RedisStore implements PresenceStore {
       // script only asks when the due time got earlier, and the sweeper's compare-and-set must see the
       // score change even if its stale entry was lower.
       await this.#redis
-        .zadd(this.keys.sweepShardOf(channel), indexAt, channel)
+        .zadd(entry.sweepShard, indexAt, channel)
         .catch((error: unknown) => {
           this.#onError(
             error,
@@ -321,25 +404,17 @@ export class RedisStore implements PresenceStore {
     this.#assertOpen();
     const checked = checkStoreCall.leave(channel, userId, clientId, rules, now);
 
-    const keys = this.keys.presence(channel);
-    const [changed, messageJson] = (await this.#run(
-      'leave',
-      presenceScriptKeys(keys),
-      [
-        `${userId}:${clientId}`,
-        userId,
-        now,
-        checked ? '1' : '0',
-        checked?.countOnly ? '1' : '0',
-        checked?.audience ? '1' : '0',
-        checked?.audience ? audienceJson(checked.audience) : '',
-        JSON.stringify(presenceBusChannel(channel)),
-        this.#backlogSize,
-        this.#channelTtlMs,
-        this.#backlogTtlMs,
-        GLOBAL_IDS_PER_MS,
-      ],
-    )) as [number, string | null];
+    const entry = this.#channel(channel);
+    const [changed, messageJson] = (await this.#run('leave', entry.scriptKeys, [
+      `${userId}:${clientId}`,
+      userId,
+      now,
+      checked ? '1' : '0',
+      checked?.countOnly ? '1' : '0',
+      checked?.audience ? '1' : '0',
+      checked?.audience ? audienceJson(checked.audience) : '',
+      entry.busChannelJson,
+    ])) as [number, string | null];
     return { changed: changed === 1, message: parseMessage(messageJson) };
   }
 
@@ -350,17 +425,19 @@ export class RedisStore implements PresenceStore {
   ): Promise<ChannelState> {
     this.#assertOpen();
     checkStoreCall.read(channel, now);
-    const keys = this.keys.presence(channel);
-    const [count, lastId, ...profiles] = (await this.#run(
-      'state',
-      [keys.users, keys.profiles, keys.bus.meta],
-      [countOnly ? '1' : '0'],
-    )) as [number, number, ...string[]];
+    const reply = (await this.#run('state', this.#channel(channel).stateKeys, [
+      countOnly ? '1' : '0',
+    ])) as [number, number, ...string[]];
+    const [count, lastId] = reply;
     const last_message_id = lastId > 0 ? lastId : null;
     if (countOnly) return { count, last_message_id };
-    const users = profiles
-      .map((json) => JSON.parse(json) as PresenceUser)
-      .sort((a, b) => a.id - b.id);
+    // Parsed straight out of the reply (no rest copy of a 10,000-element array first) into a fresh
+    // array that is then sorted in place.
+    const users = new Array<PresenceUser>(reply.length - 2);
+    for (let i = 2; i < reply.length; i++) {
+      users[i - 2] = JSON.parse(reply[i] as string) as PresenceUser;
+    }
+    users.sort((a, b) => a.id - b.id);
     return { users, count, last_message_id };
   }
 
@@ -396,15 +473,7 @@ export class RedisStore implements PresenceStore {
     const json = (await this.#run(
       'publish',
       [keys.meta, keys.log, keys.pubsub],
-      [
-        JSON.stringify(channel),
-        dataJson,
-        audienceJson(checked),
-        now,
-        this.#backlogSize,
-        this.#backlogTtlMs,
-        GLOBAL_IDS_PER_MS,
-      ],
+      [JSON.stringify(channel), dataJson, audienceJson(checked), now],
     )) as string;
     return JSON.parse(json) as BusMessage;
   }
@@ -557,13 +626,33 @@ export class RedisStore implements PresenceStore {
 
   #run(
     name: ScriptName,
-    keys: string[],
+    keys: readonly string[],
     args: (string | number)[],
   ): Promise<unknown> {
-    const command = (this.#redis as unknown as Record<string, ScriptCommand>)[
-      SCRIPTS[name].command
-    ]!;
-    return command.call(this.#redis, ...keys, ...args);
+    return this.#commands.get(name)!.apply(this.#redis, [...keys, ...args]);
+  }
+
+  /** The cached keys of a presence channel (least recently used evicted first). */
+  #channel(channel: string): ChannelEntry {
+    let entry = this.#channels.get(channel);
+    if (entry !== undefined) {
+      // Re-inserted so that the Map's insertion order stays least-recently-used first.
+      this.#channels.delete(channel);
+      this.#channels.set(channel, entry);
+      return entry;
+    }
+    const keys = this.keys.presence(channel);
+    entry = {
+      scriptKeys: presenceScriptKeys(keys),
+      stateKeys: [keys.users, keys.profiles, keys.bus.meta],
+      busChannelJson: JSON.stringify(presenceBusChannel(channel)),
+      sweepShard: this.keys.sweepShardOf(channel),
+    };
+    if (this.#channels.size >= CHANNEL_CACHE_SIZE) {
+      this.#channels.delete(this.#channels.keys().next().value!);
+    }
+    this.#channels.set(channel, entry);
+    return entry;
   }
 
   async #sweepShard(shard: string, now: number): Promise<SweepResult> {
@@ -586,17 +675,11 @@ export class RedisStore implements PresenceStore {
         const visitedScore = entries[i + 1]!;
         visits.push(
           (async () => {
+            const entry = this.#channel(channel);
             const [expired, nextDue, messageJson] = (await this.#run(
               'sweep',
-              presenceScriptKeys(this.keys.presence(channel)),
-              [
-                now,
-                JSON.stringify(presenceBusChannel(channel)),
-                this.#backlogSize,
-                this.#channelTtlMs,
-                this.#backlogTtlMs,
-                GLOBAL_IDS_PER_MS,
-              ],
+              entry.scriptKeys,
+              [now, entry.busChannelJson],
             )) as [number, string | null, string | null];
             expiredClients += expired;
             const message = parseMessage(messageJson);

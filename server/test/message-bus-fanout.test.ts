@@ -12,6 +12,7 @@ import {
   startBusServer,
   until,
   type BusServer,
+  IDLE_ROUTER_STATS,
 } from './support/bus-http.js';
 import {
   connectTestRedis,
@@ -250,15 +251,7 @@ describe(`message-bus fan-out between two server instances (${hasRedisStore ? 'R
       hasRedisStore ? 20 : 0,
     );
     for (const held of polls) held.abort();
-    const idle = {
-      heldPolls: 0,
-      streams: 0,
-      inFlight: 0,
-      timers: 0,
-      subscribedChannels: 0,
-      listeners: 0,
-      watches: 0,
-    };
+    const idle = IDLE_ROUTER_STATS;
     await until(
       () =>
         a.router.stats().subscribedChannels === 0 &&

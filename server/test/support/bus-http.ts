@@ -15,6 +15,17 @@ import {
 } from '../../src/message-bus/router.js';
 
 /** An Express app with the message-bus router, listening on an ephemeral port. */
+/** `router.stats()` once nothing is held: what every leak test expects after polls end. */
+export const IDLE_ROUTER_STATS = Object.freeze({
+  heldPolls: 0,
+  streams: 0,
+  inFlight: 0,
+  timers: 0,
+  subscribedChannels: 0,
+  listeners: 0,
+  watches: 0,
+});
+
 export interface BusServer {
   /** `http://127.0.0.1:<port>` */
   origin: string;

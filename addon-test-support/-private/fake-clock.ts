@@ -49,27 +49,44 @@ export class FakeClock implements PresenceClock {
    * heartbeat's request). Timers armed by those callbacks fire too when they fall due within the window.
    */
   async advance(ms: number): Promise<void> {
-    if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) {
-      throw new TypeError(
-        `advanceClock(ms): ms must be a finite number ≥ 0, got ${String(ms)}`,
-      );
-    }
-    const target = this.#now + ms;
-    for (;;) {
-      const next = this.#nextDue(target);
-      if (!next) break;
-      this.#timers.delete(next.seq);
-      this.#now = next.at;
-      next.callback();
-      await drain();
-    }
+    const target = this.#target(ms, 'advanceClock(ms)');
+    while (this.#fireNext(target)) await drain();
     this.#now = target;
     await drain();
+  }
+
+  /**
+   * The synchronous form of `advance`, for unit tests that drive the client without a fake server:
+   * fires the timers due within `ms` in the same order, but does not let promises settle in between.
+   */
+  tick(ms: number): void {
+    const target = this.#target(ms, 'tick(ms)');
+    while (this.#fireNext(target));
+    this.#now = target;
   }
 
   /** Drops every timer (teardown). */
   reset(): void {
     this.#timers.clear();
+  }
+
+  #target(ms: number, caller: string): number {
+    if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) {
+      throw new TypeError(
+        `${caller}: ms must be a finite number ≥ 0, got ${String(ms)}`,
+      );
+    }
+    return this.#now + ms;
+  }
+
+  /** Fires the earliest timer due by `target` (moving `now` to its time); false when none is. */
+  #fireNext(target: number): boolean {
+    const next = this.#nextDue(target);
+    if (!next) return false;
+    this.#timers.delete(next.seq);
+    this.#now = next.at;
+    next.callback();
+    return true;
   }
 
   #nextDue(target: number): PendingTimer | undefined {
@@ -92,7 +109,7 @@ export class FakeClock implements PresenceClock {
  * Lets pending promise chains run: a few macrotask turns, enough for a store call, a pretender response
  * and the client's handling of it. Not a wait for time to pass.
  */
-export async function drain(turns = 3): Promise<void> {
+async function drain(turns = 3): Promise<void> {
   for (let i = 0; i < turns; i++) {
     await new Promise<void>((resolve) => globalThis.setTimeout(resolve, 0));
   }

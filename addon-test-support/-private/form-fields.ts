@@ -18,15 +18,21 @@ export function bodyFields(
     }
     return collect(new URLSearchParams(body));
   }
-  if (body instanceof URLSearchParams) return collect(body);
+  const params = formParams(body);
+  return params ? collect(params) : body;
+}
+
+/** A URLSearchParams or FormData body as URLSearchParams (FormData's file fields are left out); else undefined. */
+function formParams(body: unknown): URLSearchParams | undefined {
+  if (body instanceof URLSearchParams) return body;
   if (typeof FormData !== 'undefined' && body instanceof FormData) {
     const params = new URLSearchParams();
     body.forEach((value, key) => {
       if (typeof value === 'string') params.append(key, value);
     });
-    return collect(params);
+    return params;
   }
-  return body;
+  return undefined;
 }
 
 function collect(params: URLSearchParams): Record<string, string | string[]> {
@@ -45,13 +51,7 @@ function collect(params: URLSearchParams): Record<string, string | string[]> {
 /** The body text of a pretender request, for the message-bus poll parser. */
 export function bodyText(body: unknown): string {
   if (typeof body === 'string') return body;
-  if (body instanceof URLSearchParams) return body.toString();
-  if (typeof FormData !== 'undefined' && body instanceof FormData) {
-    const params = new URLSearchParams();
-    body.forEach((value, key) => {
-      if (typeof value === 'string') params.append(key, value);
-    });
-    return params.toString();
-  }
+  const params = formParams(body);
+  if (params) return params.toString();
   return body === null || body === undefined ? '' : JSON.stringify(body);
 }

@@ -99,14 +99,7 @@ export class ChannelState {
           : await this.#host.fetchState(this.name);
       if (generation !== this.#generation) return; // everybody unsubscribed meanwhile
       if (raw === null) throw new PresenceChannelNotFound(this.name);
-      const data = applySnapshot(raw);
-      if (!data) {
-        throw new PresenceRequestError(
-          `The state of presence channel '${this.name}' does not have the expected shape ({ users?, count, last_message_id })`,
-          200,
-        );
-      }
-      this.#follow(data);
+      this.#follow(this.#parse(raw));
     } catch (error) {
       if (generation === this.#generation) {
         this.subscribers.clear();
@@ -155,12 +148,7 @@ export class ChannelState {
       if (generation !== this.#generation) return;
       if (raw === null)
         return this.#lost(new PresenceChannelNotFound(this.name));
-      const data = applySnapshot(raw);
-      if (!data)
-        throw new PresenceRequestError(
-          `Malformed state for presence channel '${this.name}'`,
-          200,
-        );
+      const data = this.#parse(raw);
       this.#resyncing = false;
       this.#resyncFailures = 0;
       this.#follow(data);
@@ -175,6 +163,18 @@ export class ChannelState {
       );
       this.#resyncTimer.at(this.#host.clock.now() + delay);
     }
+  }
+
+  /** The data of a state the server sent; throws when it is not a channel state at all. */
+  #parse(raw: unknown): ChannelData {
+    const data = applySnapshot(raw);
+    if (!data) {
+      throw new PresenceRequestError(
+        `The state of presence channel '${this.name}' does not have the expected shape ({ users?, count, last_message_id })`,
+        200,
+      );
+    }
+    return data;
   }
 
   /** The channel vanished or access was revoked while subscribed: every proxy is unsubscribed. */

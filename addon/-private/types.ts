@@ -30,10 +30,3 @@ export interface ChannelData {
    */
   readonly lastMessageId: number;
 }
-
-/** A state object exactly as `GET /presence/get` sends it for one channel (SPEC §3.1). */
-export interface ChannelSnapshot {
-  users?: PresenceUser[];
-  count: number;
-  last_message_id: number | null;
-}

@@ -131,9 +131,8 @@ export class Updater {
 
   #sendLeaveNow(names: string[], transport: 'beacon' | 'fetch'): void {
     const { config } = this.#host;
-    const body = new URLSearchParams();
-    body.append('client_id', this.#host.clientId());
-    for (const name of names) body.append('leave_channels[]', name);
+    const body = this.#updateBody([], names);
+    // A beacon cannot carry headers, so the CSRF token also goes in the body here.
     const token = this.#host.csrfToken();
     if (token) body.append(config.csrf.fieldName, token);
     const url = `${config.baseUrl}presence/update`;
@@ -154,6 +153,22 @@ export class Updater {
       keepalive: true,
       credentials: config.credentials,
     }).finally(() => updateWaiter.endAsync(waiter));
+  }
+
+  /** The form body of `POST /presence/update` (SPEC §3.2). */
+  #updateBody(present: string[], leaves: string[]): URLSearchParams {
+    const body = new URLSearchParams();
+    body.append('client_id', this.#host.clientId());
+    for (const name of present) body.append('present_channels[]', name);
+    for (const name of leaves) body.append('leave_channels[]', name);
+    return body;
+  }
+
+  /** Drops what we know of our presence in `name` (left, refused, or failed fatally). */
+  #forget(name: string): void {
+    this.#confirmed.delete(name);
+    this.#maybe.delete(name);
+    this.#reportedAt.delete(name);
   }
 
   #headers(): Record<string, string> {
@@ -316,21 +331,14 @@ export class Updater {
     const enterWaiters = take(this.#enterWaiters, present);
     const leaveWaiters = take(this.#leaveWaiters, leaves);
     this.#inFlight = { present };
-    this.#lastSentAt = clock.now();
-    for (const name of leaves) {
-      this.#confirmed.delete(name);
-      this.#maybe.delete(name);
-      this.#reportedAt.delete(name);
-    }
+    this.#lastSentAt = sentAt;
+    for (const name of leaves) this.#forget(name);
     this.#timer.cancel();
     this.#releaseScheduledWaiter();
 
     const token = updateWaiter.beginAsync();
     try {
-      const body = new URLSearchParams();
-      body.append('client_id', this.#host.clientId());
-      for (const name of present) body.append('present_channels[]', name);
-      for (const name of leaves) body.append('leave_channels[]', name);
+      const body = this.#updateBody(present, leaves);
       const headers = this.#headers();
 
       const outcome = await presenceRequest(
@@ -350,9 +358,7 @@ export class Updater {
         this.#retryAt = -Infinity;
         for (const name of present) {
           if (outcome.body[name] === false) {
-            this.#confirmed.delete(name);
-            this.#maybe.delete(name);
-            this.#reportedAt.delete(name);
+            this.#forget(name);
             const error = new PresenceChannelNotFound(name);
             for (const waiter of enterWaiters.get(name) ?? [])
               waiter.reject(error);
@@ -373,9 +379,7 @@ export class Updater {
         if (more) this.#markDirty();
       } else if (outcome.kind === 'fatal') {
         for (const name of present) {
-          this.#confirmed.delete(name);
-          this.#maybe.delete(name);
-          this.#reportedAt.delete(name);
+          this.#forget(name);
           this.#host.presenceRefused(name, outcome.error);
         }
         this.#rejectAll(enterWaiters, outcome.error);

@@ -72,11 +72,14 @@ module('Unit | Service | presence > lifetimes', function (hooks) {
     const presence = ctx.presence();
     await presence.getChannel('/site/online').subscribe();
     await presence.getChannel('/site/online').enter();
-    assert.true(ctx.clock.pending > 0, 'heartbeat and activity timers armed');
+    assert.true(
+      ctx.clock.pendingTimers > 0,
+      'heartbeat and activity timers armed',
+    );
 
     presence.destroy();
     await settled();
-    assert.strictEqual(ctx.clock.pending, 0, 'no timer left');
+    assert.strictEqual(ctx.clock.pendingTimers, 0, 'no timer left');
     assert.true(ctx.bus.destroyed, 'bus released');
     window.dispatchEvent(new KeyboardEvent('keydown'));
     window.dispatchEvent(new Event('pagehide'));

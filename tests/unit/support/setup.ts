@@ -1,7 +1,7 @@
 import type { PresenceConfig } from 'ember-presence';
 import type PresenceService from 'ember-presence/services/presence';
+import { FakeClock } from 'ember-presence/test-support';
 import { FakeBus } from './fake-bus';
-import { FakeClock } from './fake-clock';
 import { TestServer } from './test-server';
 
 /** What a presence test works with; filled in `beforeEach`. */
@@ -24,7 +24,7 @@ export function setupPresenceTest(
   const context = {} as PresenceTestContext;
   hooks.beforeEach(function (this: { owner: import('@ember/owner').default }) {
     const { owner } = this;
-    context.clock = new FakeClock();
+    context.clock = new FakeClock(1_700_000_000_000);
     context.bus = new FakeBus();
     context.server = new TestServer();
     owner.register('ember-presence:clock', context.clock, {

@@ -354,6 +354,11 @@ describe('options', () => {
       () => createPresenceServer(testOptions({ rateLimit: { windowMs: -1 } })),
       /rateLimit\.windowMs/,
     );
+    // The core handler only takes whole milliseconds: a fraction must fail here, not on every update.
+    assert.throws(
+      () => createPresenceServer(testOptions({ rateLimit: { windowMs: 1.5 } })),
+      /rateLimit\.windowMs/,
+    );
   });
 
   it('can disable the rate limit', async () => {

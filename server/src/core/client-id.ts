@@ -1,4 +1,5 @@
 import { hasControlCharacters } from './channel-name.js';
+import { HttpError } from './errors.js';
 
 /**
  * Client ids (SPEC §1): the MessageBus client id of one browser tab, chosen by the browser. Stores treat
@@ -15,5 +16,12 @@ export function isValidClientId(clientId: unknown): clientId is string {
     clientId.length <= MAX_CLIENT_ID_LENGTH &&
     clientId.trim().length > 0 &&
     !hasControlCharacters(clientId)
+  );
+}
+
+/** The 400 `invalid_parameters` for a client id that fails {@link isValidClientId}, worded the same everywhere. */
+export function invalidClientIdError(): HttpError {
+  return HttpError.invalidParameters(
+    `client_id must be a non-blank string of at most ${MAX_CLIENT_ID_LENGTH} characters without control characters`,
   );
 }

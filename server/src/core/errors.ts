@@ -128,11 +128,6 @@ export class InvalidAccess extends HttpError {
   }
 }
 
-/** `true` for any {@link HttpError} (including {@link InvalidAccess}). */
-export function isHttpError(err: unknown): err is HttpError {
-  return err instanceof HttpError;
-}
-
 /**
  * Errors thrown by body parsers and similar middleware (Express's `body-parser`, `http-errors`) carry a
  * 4xx `status` and `expose: true`; their message is safe to show and their status is right.

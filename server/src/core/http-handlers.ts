@@ -1,4 +1,4 @@
-import { isValidClientId, MAX_CLIENT_ID_LENGTH } from './client-id.js';
+import { invalidClientIdError, isValidClientId } from './client-id.js';
 import { HttpError, InvalidAccess, toErrorResponse } from './errors.js';
 import { setOwn, type PresenceCore } from './presence.js';
 import type { CurrentUser } from './types.js';
@@ -196,11 +196,7 @@ export function handleUpdate(
 
     const params = asRecord(body);
     const clientId = own(params, 'client_id');
-    if (!isValidClientId(clientId)) {
-      throw HttpError.invalidParameters(
-        `client_id must be a non-blank string of at most ${MAX_CLIENT_ID_LENGTH} characters`,
-      );
-    }
+    if (!isValidClientId(clientId)) throw invalidClientIdError();
     const presentNames = readList(params, 'present_channels') ?? [];
     const leaveNames = readList(params, 'leave_channels') ?? [];
 

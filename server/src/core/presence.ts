@@ -7,10 +7,14 @@ import {
 } from './access.js';
 import { ChannelRegistry, type PrefixCallback } from './channel-registry.js';
 import { isValidChannelName } from './channel-name.js';
-import { isValidClientId } from './client-id.js';
+import { invalidClientIdError, isValidClientId } from './client-id.js';
 import { DEFAULT_CONFIG_TTL_MS } from './config.js';
-import { HttpError, InvalidAccess } from './errors.js';
+import { InvalidAccess } from './errors.js';
 import { consoleLogger, type Logger } from './logger.js';
+import {
+  isPresenceBusChannel,
+  PRESENCE_BUS_PREFIX,
+} from './message-bus/wire.js';
 import { globalTimers, type Timers } from './timers.js';
 import type { PresenceResult, PresenceStore, SweepResult } from './store.js';
 import type {
@@ -26,8 +30,7 @@ import type {
 /** Run the sweep every 5 s: a vanished client is gone within its timeout + 5 s. */
 export const DEFAULT_SWEEP_INTERVAL_MS = 5000;
 
-/** Bus channels under this prefix carry presence change messages; only the store may publish there. */
-export const PRESENCE_BUS_PREFIX = '/presence';
+export { PRESENCE_BUS_PREFIX };
 
 /**
  * The timer functions the sweeper uses (see {@link globalTimers} for the default). Tests pass fake timers
@@ -180,7 +183,7 @@ export class PresenceCore {
    * Marks `clientId` of `user` present in channel `name` until now + the channel's timeout. The user's
    * first client publishes `entering_users` (or `count_delta: 1`); repeating it is a heartbeat that only
    * extends the expiry. Rejects with {@link InvalidAccess} when the channel does not exist or the user may
-   * not enter it (the two are deliberately the same error), and with a 400 {@link HttpError} for an
+   * not enter it (the two are deliberately the same error), and with a 400 `HttpError` for an
    * invalid client id.
    */
   async present(
@@ -188,11 +191,7 @@ export class PresenceCore {
     name: string,
     clientId: string,
   ): Promise<PresenceResult> {
-    if (!isValidClientId(clientId)) {
-      throw HttpError.invalidParameters(
-        'client_id must be a non-blank string of at most 64 characters',
-      );
-    }
+    if (!isValidClientId(clientId)) throw invalidClientIdError();
     if (!user) throw new InvalidAccess();
     const config = await this.getConfig(name);
     if (!config || !canEnter(config, user)) throw new InvalidAccess();
@@ -341,10 +340,7 @@ export class PresenceCore {
         `ember-presence: publish() needs a channel name starting with "/", got ${String(channel)}`,
       );
     }
-    if (
-      channel === PRESENCE_BUS_PREFIX ||
-      channel.startsWith(`${PRESENCE_BUS_PREFIX}/`)
-    ) {
+    if (isPresenceBusChannel(channel)) {
       throw new TypeError(
         `ember-presence: "${PRESENCE_BUS_PREFIX}/…" channels are reserved for presence changes; publish elsewhere`,
       );

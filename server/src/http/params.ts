@@ -38,12 +38,19 @@ export function foldEntries(entries: Iterable<[string, string]>): Params {
   return { ...out };
 }
 
-/** The query string of the request as {@link Params}, read from the raw URL (never `req.query`). */
-export function queryParams(req: Request): Params {
+/**
+ * The query string of the request, read from the raw URL: independent of the host's query parser setting
+ * (`req.query` is "simple" or "extended" depending on the app the router is mounted in).
+ */
+export function rawQuery(req: Request): URLSearchParams {
   const url = req.originalUrl || req.url;
   const q = url.indexOf('?');
-  if (q === -1) return {};
-  return foldEntries(new URLSearchParams(url.slice(q + 1)));
+  return new URLSearchParams(q === -1 ? '' : url.slice(q + 1));
+}
+
+/** The query string of the request as {@link Params}, read from the raw URL (never `req.query`). */
+export function queryParams(req: Request): Params {
+  return foldEntries(rawQuery(req));
 }
 
 /**

@@ -42,7 +42,7 @@ export interface PresenceRouterOptions {
 export interface RateLimitOptions {
   /** Requests allowed per window. Default 20. */
   limit?: number;
-  /** Window length in milliseconds. Default 10000. */
+  /** Window length in whole milliseconds. Default 10000. */
   windowMs?: number;
 }
 
@@ -72,12 +72,14 @@ export function presenceRouter(options: PresenceRouterOptions): Router {
         `rateLimit.limit must be a positive integer, got ${String(limit)}`,
       );
     }
+    // Same rule as the core handler applies per request: checked here so a bad value fails at startup
+    // instead of turning every update into a 500.
     if (
       windowMs !== undefined &&
-      !(Number.isFinite(windowMs) && windowMs > 0)
+      !(Number.isSafeInteger(windowMs) && windowMs > 0)
     ) {
       throw new TypeError(
-        `rateLimit.windowMs must be a positive number of milliseconds, got ${String(windowMs)}`,
+        `rateLimit.windowMs must be a positive integer number of milliseconds, got ${String(windowMs)}`,
       );
     }
   }

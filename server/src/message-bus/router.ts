@@ -15,6 +15,7 @@ import {
 import type { PresenceStore } from '../core/store.js';
 import type { Clock, CurrentUser } from '../core/types.js';
 import { corsGrant } from '../http/cors.js';
+import { rawQuery } from '../http/params.js';
 import { DEFAULT_POLL_BODY_LIMIT_BYTES, readPollRequest } from './read-body.js';
 
 /** 25 s: what `message-bus-client` expects, and under the 30 s idle timeout of common proxies. */
@@ -342,7 +343,7 @@ export function messageBusRouter(
         clientId,
         user: toBusUser(await currentUser(req)),
       };
-      const query = queryString(req);
+      const query = rawQuery(req);
       const dlp = query.get('dlp') === 't';
       const chunked =
         !dlp &&
@@ -507,13 +508,6 @@ function sendError(res: Response, error: unknown, logger?: Logger): void {
   res.status(status);
   res.setHeader('Content-Type', JSON_TYPE);
   res.end(JSON.stringify(body));
-}
-
-/** The query string from the raw URL: independent of the host's query parser setting. */
-function queryString(req: Request): URLSearchParams {
-  const url = req.originalUrl || req.url;
-  const index = url.indexOf('?');
-  return new URLSearchParams(index === -1 ? '' : url.slice(index + 1));
 }
 
 /** Only what audience filtering and `canFollow` need; a malformed hook result is a loud host bug. */

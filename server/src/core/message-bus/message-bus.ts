@@ -9,7 +9,12 @@ import {
 import { isValidBusChannel, type PollRequest } from './poll-request.js';
 import { SubscriptionHub } from './subscription-hub.js';
 import { globalTimers, type BusTimers } from './timer.js';
-import { statusMessage, toWireMessage, type WireMessage } from './wire.js';
+import {
+  isPresenceBusChannel,
+  statusMessage,
+  toWireMessage,
+  type WireMessage,
+} from './wire.js';
 
 /**
  * The MessageBus semantics of SPEC §4 over a {@link PresenceStore}, independent of any transport: the
@@ -27,12 +32,6 @@ import { statusMessage, toWireMessage, type WireMessage } from './wire.js';
  * const { messages, cursor } = await bus.poll(request, { clientId, user });
  * const more = messages.length > 0 ? messages : await bus.wait(cursor, { clientId, user }, { timeoutMs: 25_000 });
  */
-
-/**
- * Presence change messages live under `/presence/`: their ids must stay consecutive with the presence
- * state, so only the store's presence operations may publish there.
- */
-const PRESENCE_BUS_CHANNELS = '/presence/';
 
 /** Options of {@link MessageBus}. */
 export interface MessageBusOptions {
@@ -145,7 +144,7 @@ export class MessageBus {
         `publish: invalid channel ${JSON.stringify(channel)}; use a name starting with "/" (at most 256 characters, no control characters, not "/__status")`,
       );
     }
-    if (channel === '/presence' || channel.startsWith(PRESENCE_BUS_CHANNELS)) {
+    if (isPresenceBusChannel(channel)) {
       throw new TypeError(
         `publish: ${channel} is reserved for presence change messages; publish those through the presence core (present/leave)`,
       );

@@ -1,3 +1,4 @@
+import { hasControlCharacters } from '../channel-name.js';
 import { HttpError } from '../errors.js';
 import { STATUS_CHANNEL } from './wire.js';
 
@@ -52,9 +53,6 @@ export const MAX_BUS_CHANNEL_LENGTH = 256;
 /** The body field carrying the client's request counter. */
 export const SEQ_FIELD = '__seq';
 
-// C0 controls, DEL and C1 controls: never part of a channel name a client could legitimately follow.
-// eslint-disable-next-line no-control-regex
-const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/;
 const INTEGER = /^-?\d+$/;
 
 /**
@@ -68,7 +66,7 @@ export function isValidBusChannel(name: unknown): name is string {
     name.length <= MAX_BUS_CHANNEL_LENGTH &&
     name[0] === '/' &&
     name !== STATUS_CHANNEL &&
-    !CONTROL_CHARACTERS.test(name)
+    !hasControlCharacters(name)
   );
 }
 

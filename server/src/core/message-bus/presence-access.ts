@@ -1,9 +1,7 @@
 import { canView } from '../access.js';
 import type { ChannelConfig } from '../types.js';
 import type { BusRequester } from './audience.js';
-
-/** The bus channels of presence channels: `/presence<name>` carries the changes of `<name>`. */
-const PRESENCE_BUS_PREFIX = '/presence';
+import { isPresenceBusChannel, PRESENCE_BUS_PREFIX } from './wire.js';
 
 /**
  * A `canFollow` hook for {@link MessageBus} that applies the presence access rules to presence bus
@@ -19,11 +17,7 @@ export function presenceChannelAccess(core: {
   getConfig(name: string): Promise<ChannelConfig | null>;
 }): (channel: string, requester: BusRequester) => Promise<boolean> {
   return async (channel, requester) => {
-    if (
-      channel !== PRESENCE_BUS_PREFIX &&
-      !channel.startsWith(`${PRESENCE_BUS_PREFIX}/`)
-    )
-      return true;
+    if (!isPresenceBusChannel(channel)) return true;
     const config = await core.getConfig(
       channel.slice(PRESENCE_BUS_PREFIX.length),
     );

@@ -17,6 +17,20 @@ export interface WireMessage {
 export const STATUS_CHANNEL = '/__status';
 
 /**
+ * Bus channels under this prefix carry presence change messages (`/presence<name>` for channel `<name>`);
+ * only the store's presence operations may publish there, so their ids stay consecutive with the state.
+ */
+export const PRESENCE_BUS_PREFIX = '/presence';
+
+/** `true` for `/presence` and every channel under `/presence/`: the presence change namespace. */
+export function isPresenceBusChannel(channel: string): boolean {
+  return (
+    channel === PRESENCE_BUS_PREFIX ||
+    channel.startsWith(`${PRESENCE_BUS_PREFIX}/`)
+  );
+}
+
+/**
  * Ends every chunk of a streamed (chunked) poll response. `message-bus-client` splits the response text
  * on it and parses each piece as a JSON array.
  */

@@ -21,7 +21,11 @@ import {
   E2E_HEARTBEAT_MS,
   type BuiltDemo,
 } from './support/build.js';
-import { clearPresenceKeys, e2eRedisUrl } from './support/redis.js';
+import {
+  clearPresenceKeys,
+  e2eKeyPrefix,
+  e2eRedisUrl,
+} from './support/redis.js';
 import { startServer, type RunningServer } from './support/server.js';
 
 /** The promise: what one person does is on the other's screen within 2 s. */
@@ -65,19 +69,20 @@ describe('on the memory store (one server process)', () => {
 
 describe('on Redis (two server processes, one person on each)', () => {
   const redisUrl = e2eRedisUrl();
+  const redisKeyPrefix = e2eKeyPrefix();
   const servers: RunningServer[] = [];
   before(async () => {
-    await clearPresenceKeys(redisUrl);
+    await clearPresenceKeys(redisUrl, redisKeyPrefix);
     servers.push(
       ...(await Promise.all([
-        startServer({ staticDir: demo.dir, redisUrl }),
-        startServer({ staticDir: demo.dir, redisUrl }),
+        startServer({ staticDir: demo.dir, redisUrl, redisKeyPrefix }),
+        startServer({ staticDir: demo.dir, redisUrl, redisKeyPrefix }),
       ])),
     );
   });
   after(async () => {
     await Promise.all(servers.map((server) => server.stop()));
-    await clearPresenceKeys(redisUrl).catch(() => undefined);
+    await clearPresenceKeys(redisUrl, redisKeyPrefix).catch(() => undefined);
   });
 
   scenarios(() => {

@@ -1,26 +1,30 @@
 import { Redis } from 'ioredis';
 
-/**
- * Database of the e2e runs on Redis: their own, so that clearing it between runs touches nobody else's
- * keys (the server tests use random prefixes in db 0).
- */
-const E2E_REDIS_DB = 13;
-
-/** Where the Redis run keeps its state: `E2E_REDIS_URL` as given, else `REDIS_URL`'s server, db 13. */
+/** The Redis of the e2e run: `E2E_REDIS_URL`, else `REDIS_URL`, else the local one. */
 export function e2eRedisUrl(): string {
-  const given = process.env['E2E_REDIS_URL'];
-  if (given) return given;
-  const url = new URL(process.env['REDIS_URL'] || 'redis://127.0.0.1:6379');
-  url.pathname = `/${E2E_REDIS_DB}`;
-  return url.toString();
+  return (
+    process.env['E2E_REDIS_URL'] ||
+    process.env['REDIS_URL'] ||
+    'redis://127.0.0.1:6379'
+  );
 }
 
 /**
- * Deletes the presence server's keys (default prefix `ep:`) in the e2e database, so a run starts with no
- * one present and no cached channel config from an earlier run. Fails fast, naming the URL, when Redis
- * is down.
+ * A key prefix of this run alone (`--redis-key-prefix`): its servers share state and notifications with
+ * each other and with nobody else on the same Redis.
  */
-export async function clearPresenceKeys(url: string): Promise<void> {
+export function e2eKeyPrefix(): string {
+  return `e2e-${process.pid}-${Date.now().toString(36)}:`;
+}
+
+/**
+ * Deletes the run's keys (`prefix*`). Before the run it also checks, failing fast and naming the URL, that
+ * Redis answers.
+ */
+export async function clearPresenceKeys(
+  url: string,
+  prefix: string,
+): Promise<void> {
   const redis = new Redis(url, {
     lazyConnect: true,
     connectTimeout: 2000,
@@ -39,7 +43,7 @@ export async function clearPresenceKeys(url: string): Promise<void> {
       const [next, keys] = await redis.scan(
         cursor,
         'MATCH',
-        'ep:*',
+        `${prefix}*`,
         'COUNT',
         500,
       );

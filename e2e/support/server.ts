@@ -21,6 +21,8 @@ export interface StartServerOptions {
   staticDir: string;
   /** Run on Redis (`--redis-url`); absent = the embedded memory store. */
   redisUrl?: string;
+  /** With `redisUrl`: the run's own key prefix (`--redis-key-prefix`). */
+  redisKeyPrefix?: string;
 }
 
 /**
@@ -44,6 +46,9 @@ export function startServer(
     '--log-level',
     'info',
     ...(options.redisUrl ? ['--redis-url', options.redisUrl] : []),
+    ...(options.redisKeyPrefix
+      ? ['--redis-key-prefix', options.redisKeyPrefix]
+      : []),
   ];
   const env = { ...process.env };
   delete env['REDIS_URL']; // the store is chosen by the flag alone

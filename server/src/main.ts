@@ -30,6 +30,8 @@ Options:
   --host <addr>           address to bind (default: 127.0.0.1)
   --redis-url <url>       Redis for state shared by many processes (default: $REDIS_URL;
                           absent = embedded in-memory store, one process only)
+  --redis-key-prefix <p>  prefix of every Redis key and shard channel (default: ep:), so that
+                          several deployments can share one Redis
   --config <file>         JS module whose default export registers channel prefixes:
                             export default (presence) => presence.registerPrefix('site', (name) => …)
   --jwt-secret <secret>   accept HS256 JWTs signed with this secret (default: $PRESENCE_JWT_SECRET)
@@ -49,6 +51,7 @@ const OPTIONS = {
   port: { type: 'string' },
   host: { type: 'string' },
   'redis-url': { type: 'string' },
+  'redis-key-prefix': { type: 'string' },
   config: { type: 'string' },
   'jwt-secret': { type: 'string' },
   'jwt-public-key': { type: 'string' },
@@ -92,7 +95,8 @@ async function main(): Promise<void> {
     process.stdout.write(`${USAGE}\n`);
     return;
   }
-  const port = parsePort(values.port ?? process.env['PORT'] ?? '3000');
+  // An empty PORT counts as unset, as REDIS_URL does below.
+  const port = parsePort(values.port ?? (process.env['PORT'] || '3000'));
   const host = values.host ?? '127.0.0.1';
   const level = values['log-level'] ?? 'info';
   if (!LOG_LEVELS.includes(level as LogLevel))
@@ -129,8 +133,19 @@ async function main(): Promise<void> {
     );
   }
 
+  const redisKeyPrefix = values['redis-key-prefix'];
+  if (redisKeyPrefix !== undefined && !redisUrl) {
+    usageError('--redis-key-prefix needs --redis-url (or REDIS_URL)');
+  }
+  if (redisKeyPrefix !== undefined && /[{}\s]/.test(redisKeyPrefix)) {
+    // Braces would move keys out of their channel's hash slot.
+    usageError(
+      `--redis-key-prefix must not contain braces or spaces, got "${redisKeyPrefix}"`,
+    );
+  }
   const app = createApp({
     ...(redisUrl ? { redisUrl } : {}),
+    ...(redisKeyPrefix !== undefined ? { redisKeyPrefix } : {}),
     currentUser: firstUser(...hooks),
     demoLogin: values.demo === true,
     allowedOrigins: values['allowed-origin'] ?? [],

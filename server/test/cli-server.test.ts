@@ -5,6 +5,12 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { SignJWT } from 'jose';
 import { runCli, startCli, type RunningServer } from './support/http-spawn.js';
+import {
+  REDIS_URL,
+  connectTestRedis,
+  deleteKeys,
+  randomKeyPrefix,
+} from './support/redis-fixture.js';
 
 /** The `ember-presence-server` command: flags, startup, serving, and graceful shutdown. */
 
@@ -37,18 +43,53 @@ describe('ember-presence-server', () => {
     assert.equal(stdout, '');
   });
 
-  it('bad flag values exit 2', async () => {
-    const port = await runCli(['--port', 'eighty']);
-    assert.equal(port.code, 2);
-    assert.match(port.stderr, /--port/);
-    const level = await runCli(['--log-level', 'loud']);
-    assert.equal(level.code, 2);
-    assert.match(level.stderr, /--log-level/);
-    const redis = await runCli(['--redis-url', 'localhost']);
-    assert.equal(redis.code, 2);
-    assert.match(redis.stderr, /--redis-url/);
-    const positional = await runCli(['serve']);
-    assert.equal(positional.code, 2);
+  it('bad flag values exit 2, naming the flag at fault', async () => {
+    // The first stderr line is the error; the usage text after it names every flag anyway.
+    const firstLine = (stderr: string) => stderr.split('\n')[0] ?? '';
+    const cases: Array<[string[], RegExp]> = [
+      [['--port', 'eighty'], /--port must be/],
+      [['--log-level', 'loud'], /--log-level/],
+      [['--redis-url', 'localhost'], /--redis-url must look like/],
+      [['serve'], /serve/],
+      [['--redis-key-prefix', 'app1:'], /--redis-key-prefix needs --redis-url/],
+      [
+        ['--redis-url', REDIS_URL, '--redis-key-prefix', 'app{1}:'],
+        /--redis-key-prefix must not contain braces/,
+      ],
+    ];
+    for (const [args, error] of cases) {
+      const { code, stderr } = await runCli(args);
+      assert.equal(code, 2, args.join(' '));
+      assert.match(firstLine(stderr), error, args.join(' '));
+    }
+  });
+
+  it('--redis-key-prefix: every key the server writes carries the prefix', async () => {
+    const prefix = randomKeyPrefix();
+    const redis = connectTestRedis();
+    try {
+      const server = await start([
+        '--redis-url',
+        REDIS_URL,
+        '--redis-key-prefix',
+        prefix,
+        '--demo',
+      ]);
+      const state = await fetch(
+        `${server.url}/presence/get?channels[]=/site/online`,
+      );
+      assert.equal(state.status, 200);
+      server.child.kill('SIGTERM');
+      assert.equal(await server.exited, 0);
+      const keys = await redis.keys(`${prefix}*`);
+      assert.ok(
+        keys.length > 0,
+        'the cached config is stored under the prefix',
+      );
+    } finally {
+      await deleteKeys(redis, `${prefix}*`);
+      redis.disconnect();
+    }
   });
 
   it('a --config module without a default function fails to start with a message naming the fix', async () => {

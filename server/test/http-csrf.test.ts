@@ -151,3 +151,42 @@ describe('CSRF: POST /presence/update', () => {
       .expect(200);
   });
 });
+
+describe('CORS: one policy for every route', () => {
+  // What a cross-origin page sends: the addon's fetches (Content-Type, a CSRF token, a bearer token) and its
+  // message-bus transport (X-Requested-With, plus the headers message-bus-client adds to polls). A header
+  // missing from any route's preflight answer makes the browser drop that route's requests silently.
+  const SENT = [
+    'content-type',
+    'x-requested-with',
+    'authorization',
+    'x-csrf-token',
+    'dont-chunk',
+    'x-silence-logger',
+  ];
+
+  for (const path of [
+    '/presence/update',
+    '/presence/get',
+    '/message-bus/tab/poll',
+  ]) {
+    it(`grants every header the addon sends on ${path}`, async () => {
+      const res = await request(app)
+        .options(path)
+        .set('Origin', 'https://app.example.com')
+        .set('Access-Control-Request-Method', 'POST')
+        .set('Access-Control-Request-Headers', SENT.join(','))
+        .expect(204);
+      assert.equal(
+        res.headers['access-control-allow-origin'],
+        'https://app.example.com',
+      );
+      assert.equal(res.headers['access-control-allow-credentials'], 'true');
+      const granted = String(res.headers['access-control-allow-headers'])
+        .split(',')
+        .map((h) => h.trim().toLowerCase());
+      for (const header of SENT)
+        assert.ok(granted.includes(header), `${path} must allow ${header}`);
+    });
+  }
+});

@@ -1,17 +1,23 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { normaliseOrigin } from './csrf.js';
 
-/** Headers a cross-origin presence client may send (the addon's, plus a bearer token and a CSRF token). */
-const ALLOWED_REQUEST_HEADERS =
-  'Content-Type, Authorization, X-CSRF-Token, X-Requested-With';
+/**
+ * The one list of request headers a cross-origin client may send, for every route (presence endpoints
+ * and message-bus polls alike): the addon's (`Content-Type`, `X-Requested-With`, a bearer token, a CSRF
+ * token) and those `message-bus-client` and its adapters add to polls.
+ */
+export const CORS_ALLOWED_REQUEST_HEADERS: readonly string[] = Object.freeze([
+  'Content-Type',
+  'Authorization',
+  'X-CSRF-Token',
+  'X-Requested-With',
+  'Dont-Chunk',
+  'X-SILENCE-LOGGER',
+  'X-Shared-Session-Key',
+]);
 
-/** What a cross-origin grant allows, for the preflight answer. */
-export interface CorsGrantPolicy {
-  /** `Access-Control-Allow-Methods`, e.g. `GET, POST, OPTIONS`. */
-  methods: string;
-  /** `Access-Control-Allow-Headers`: the request headers a cross-origin client may send. */
-  headers: string;
-}
+/** The one set of methods a cross-origin client may use, for every route. */
+export const CORS_ALLOWED_METHODS = 'GET, POST, OPTIONS';
 
 /**
  * Builds the CORS-with-credentials step shared by the presence endpoints and the bus router: it grants
@@ -22,8 +28,8 @@ export interface CorsGrantPolicy {
  */
 export function corsGrant(
   allowedOrigins: readonly string[],
-  policy: CorsGrantPolicy,
 ): (req: Request, res: Response) => void {
+  const headers = CORS_ALLOWED_REQUEST_HEADERS.join(', ');
   const allowed = new Set(
     allowedOrigins.map(normaliseOrigin).filter((o): o is string => o !== null),
   );
@@ -36,8 +42,8 @@ export function corsGrant(
     res.set('Access-Control-Allow-Origin', origin);
     res.set('Access-Control-Allow-Credentials', 'true');
     if (req.method === 'OPTIONS') {
-      res.set('Access-Control-Allow-Methods', policy.methods);
-      res.set('Access-Control-Allow-Headers', policy.headers);
+      res.set('Access-Control-Allow-Methods', CORS_ALLOWED_METHODS);
+      res.set('Access-Control-Allow-Headers', headers);
       res.set('Access-Control-Max-Age', '600');
     }
   };
@@ -51,14 +57,11 @@ export function corsGrant(
 export function presenceCors(
   allowedOrigins: readonly string[],
 ): RequestHandler {
-  const grant = corsGrant(allowedOrigins, {
-    methods: 'GET, POST, OPTIONS',
-    headers: ALLOWED_REQUEST_HEADERS,
-  });
+  const grant = corsGrant(allowedOrigins);
   return (req: Request, res: Response, next: NextFunction) => {
     grant(req, res);
     if (req.method === 'OPTIONS') {
-      res.set('Allow', 'GET, POST, OPTIONS').status(204).end();
+      res.set('Allow', CORS_ALLOWED_METHODS).status(204).end();
       return;
     }
     next();

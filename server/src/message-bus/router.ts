@@ -39,9 +39,6 @@ export const NO_CACHE_HEADERS: Readonly<Record<string, string>> = Object.freeze(
 
 const JSON_TYPE = 'application/json; charset=utf-8';
 const STREAM_TYPE = 'text/plain; charset=utf-8';
-/** Headers a cross-origin poller may send (those `message-bus-client` and its adapters use, and bearer tokens). */
-const ALLOWED_REQUEST_HEADERS =
-  'Authorization, Content-Type, Dont-Chunk, X-SILENCE-LOGGER, X-Shared-Session-Key, X-CSRF-Token';
 
 /** Options of {@link messageBusRouter}. Give `bus`, or `store` to let the router create its own bus. */
 export interface MessageBusRouterOptions {
@@ -179,10 +176,7 @@ export function messageBusRouter(
   const currentUser = options.currentUser ?? (() => null);
   // CORS for `allowedOrigins` only. Same-origin polls (the normal case) need none of it; other origins get
   // no grant, so a foreign page can neither read a user's messages nor hold polls with their cookies.
-  const applyCors = corsGrant(options.allowedOrigins ?? [], {
-    methods: 'POST, OPTIONS',
-    headers: ALLOWED_REQUEST_HEADERS,
-  });
+  const applyCors = corsGrant(options.allowedOrigins ?? []);
 
   /** The one held poll per client id. */
   const held = new Map<string, HeldPoll>();

@@ -129,6 +129,7 @@ async function main(): Promise<void> {
           ? { publicKey: readPublicKeyFile(values['jwt-public-key']) }
           : {}),
         cookieName: values['jwt-cookie'] ?? DEFAULT_JWT_COOKIE,
+        logger,
       }),
     );
   }

@@ -201,6 +201,51 @@ describe('JWT (HS256)', () => {
   });
 });
 
+describe('JWT: rejected tokens are logged, rate-limited', () => {
+  it('logs the reason of the first rejection at once and counts the rest of the window into the next line', async () => {
+    let now = NOW_S * 1000;
+    const lines: { message: string; details?: Record<string, unknown> }[] = [];
+    const app = build({
+      clock: () => now,
+      currentUser: await jwtCurrentUser({
+        secret: SECRET,
+        clock: () => now,
+        logger: {
+          warn: (message, details) => lines.push({ message, details }),
+        },
+      }),
+    });
+    const wrong = await hs256(
+      CLAIMS,
+      'a-different-secret-of-the-same-length-0123',
+    );
+    for (let i = 0; i < 5; i++)
+      await updateWith(app, { Authorization: `Bearer ${wrong}` }).expect(403);
+    assert.equal(lines.length, 1, 'one line for a burst of rejections');
+    assert.equal(lines[0]!.details?.['reason'], 'invalid_token');
+    assert.match(String(lines[0]!.details?.['detail']), /signature/i);
+    assert.ok(
+      !JSON.stringify(lines).includes(wrong),
+      'the token itself is never logged',
+    );
+
+    now += 10_000;
+    const expired = await hs256(CLAIMS, SECRET, NOW_S - 3600);
+    await updateWith(app, { Authorization: `Bearer ${expired}` }).expect(403);
+    assert.equal(lines.length, 2);
+    assert.equal(lines[1]!.details?.['reason'], 'token_expired');
+    assert.equal(lines[1]!.details?.['alsoRejectedSinceLastLine'], 4);
+
+    // A valid token and no token are never logged.
+    now += 10_000;
+    await updateWith(app, {
+      Authorization: `Bearer ${await hs256(CLAIMS)}`,
+    }).expect(200);
+    await updateWith(app, {}).expect(403);
+    assert.equal(lines.length, 2);
+  });
+});
+
 describe('JWT (RS256)', () => {
   it('accepts tokens signed by the private key of the configured public key', async () => {
     const app = build({

@@ -39,9 +39,18 @@ export interface JwtAuthOptions {
   issuer?: string;
   /** Expected `aud`, if the host sets one. */
   audience?: string;
-  /** Clock (ms since epoch) for `exp`/`nbf`; injectable for tests. */
+  /** Clock (ms since epoch) for `exp`/`nbf` and the log's rate limit; injectable for tests. */
   clock?: () => number;
+  /**
+   * Where rejected tokens are reported (a wrong secret or an expired token is otherwise invisible at the
+   * server): at most one `warn` per {@link REJECTION_LOG_INTERVAL_MS}, naming the reason, what was wrong
+   * and how many rejections the line stands for. Never the token itself. Default: none.
+   */
+  logger?: { warn(message: string, details?: Record<string, unknown>): void };
 }
+
+/** Rejected tokens are logged at most once per 10 s, so a flood of bad tokens cannot flood the log. */
+export const REJECTION_LOG_INTERVAL_MS = 10_000;
 
 /** Why a presented token was rejected, per request (read by the update route for its error). */
 const rejections = new WeakMap<Request, TokenRejection>();
@@ -94,6 +103,7 @@ export async function jwtCurrentUser(
   const algorithms = [...keys.keys()];
   const cookieName = options.cookieName ?? DEFAULT_JWT_COOKIE;
   const clock = options.clock ?? Date.now;
+  const logRejection = rejectionLog(options.logger, clock);
 
   return async (req) => {
     const token = bearerToken(req) ?? readCookie(req, cookieName);
@@ -114,17 +124,56 @@ export async function jwtCurrentUser(
         },
       ));
     } catch (err) {
-      rejections.set(
-        req,
+      const reason =
         err instanceof joseErrors.JWTExpired
           ? 'token_expired'
-          : 'invalid_token',
-      );
+          : 'invalid_token';
+      rejections.set(req, reason);
+      logRejection(reason, joseDetail(err));
       return null;
     }
     const user = userFromClaims(payload);
-    if (!user) rejections.set(req, 'invalid_token');
+    if (!user) {
+      rejections.set(req, 'invalid_token');
+      logRejection(
+        'invalid_token',
+        'the claims are not a presence user (`sub` a positive integer id, `username` a non-empty string)',
+      );
+    }
     return user;
+  };
+}
+
+/** What jose says was wrong, without anything of the token itself. */
+function joseDetail(err: unknown): string {
+  if (err instanceof joseErrors.JOSEError) return `${err.code}: ${err.message}`;
+  return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * Rate-limited reporting of rejected tokens: the first rejection of a window is logged at once; the ones
+ * that follow within {@link REJECTION_LOG_INTERVAL_MS} are counted into the next line.
+ */
+function rejectionLog(
+  logger: JwtAuthOptions['logger'],
+  clock: () => number,
+): (reason: TokenRejection, detail: string) => void {
+  if (!logger) return () => undefined;
+  let windowStart = -Infinity;
+  let suppressed = 0;
+  return (reason, detail) => {
+    const now = clock();
+    if (now - windowStart < REJECTION_LOG_INTERVAL_MS) {
+      suppressed++;
+      return;
+    }
+    windowStart = now;
+    logger.warn('rejected a presence token; the request is anonymous', {
+      reason,
+      detail,
+      ...(suppressed > 0 ? { alsoRejectedSinceLastLine: suppressed } : {}),
+    });
+    suppressed = 0;
   };
 }
 

@@ -39,6 +39,11 @@ export interface PresenceBus {
     onMessage: (data: unknown, messageId: number) => void,
     lastId: number,
   ): () => void;
+  /**
+   * The bearer token polls must carry as `Authorization` (`null`: none), so that a cross-origin presence
+   * server knows who polls. Called by `presence.setAuthToken`.
+   */
+  setAuthToken?(token: string | null): void;
   /** Called when the service is destroyed. */
   destroy?(): void;
 }
@@ -59,6 +64,7 @@ export function createMessageBusAdapter(
 ): PresenceBus {
   const ours = new Set<{ channel: string; callback: MessageBusCallback }>();
   let startedByUs = false;
+  let authorization: string | undefined;
 
   const ensureStarted = () => {
     if (!options.start || startedByUs) return;
@@ -88,10 +94,24 @@ export function createMessageBusAdapter(
         MessageBus.unsubscribe(channel, callback);
       };
     },
+    setAuthToken(token) {
+      // message-bus-client sends `MessageBus.headers` with every poll, whichever transport it uses.
+      authorization = token === null ? undefined : `Bearer ${token}`;
+      if (authorization === undefined)
+        delete MessageBus.headers['Authorization'];
+      else MessageBus.headers['Authorization'] = authorization;
+    },
     destroy() {
       for (const { channel, callback } of ours)
         MessageBus.unsubscribe(channel, callback);
       ours.clear();
+      // Take back only the header we set (the app may set its own on a shared bus).
+      if (
+        authorization !== undefined &&
+        MessageBus.headers['Authorization'] === authorization
+      )
+        delete MessageBus.headers['Authorization'];
+      authorization = undefined;
       // Stop only a bus we started and nobody else uses: another part of the app may share it.
       if (startedByUs && MessageBus.callbacks.length === 0) MessageBus.stop();
       startedByUs = false;

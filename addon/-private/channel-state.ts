@@ -7,6 +7,7 @@ import { Timer, type PresenceClock } from './clock';
 import type { ResolvedPresenceConfig } from './config';
 import { gapLogLine } from './detect-gap';
 import { PresenceChannelNotFound, PresenceRequestError } from './errors';
+import { isRetryable } from './http';
 import type { PresenceChannel } from './presence-channel';
 import type { ChannelData } from './types';
 
@@ -50,6 +51,9 @@ export class ChannelState {
   #resyncing = false;
   #resyncFailures = 0;
   #resyncTimer: Timer;
+  /** Wakes a first load that waits to retry (on the timer, or at once by `#stop`). */
+  #loadRetryTimer: Timer;
+  #wakeLoad: (() => void) | undefined;
   /** Bumped whenever following stops, so answers to requests made before are ignored. */
   #generation = 0;
 
@@ -57,6 +61,7 @@ export class ChannelState {
     this.name = name;
     this.#host = host;
     this.#resyncTimer = new Timer(host.clock, () => void this.#resync());
+    this.#loadRetryTimer = new Timer(host.clock, () => this.#wakeLoad?.());
   }
 
   get isUnused(): boolean {
@@ -64,8 +69,11 @@ export class ChannelState {
   }
 
   /**
-   * Adds a subscriber and resolves once data is available. Rejects (and forgets every subscriber that
-   * was waiting, so nothing half-subscribed stays behind) when the channel is missing or the fetch fails.
+   * Adds a subscriber and resolves once data is available. A fetch that can succeed later (server down,
+   * 5xx, 408, 429) is retried every `subscribeRetryMs` (5 s) until it does, so a page opened while the
+   * server was away fills in by itself when it is back. Rejects (and forgets every subscriber that was
+   * waiting, so nothing half-subscribed stays behind) when the channel is missing or the fetch fails in a
+   * way that retrying cannot fix.
    */
   async subscribe(
     proxy: PresenceChannel,
@@ -96,7 +104,7 @@ export class ChannelState {
       const raw =
         initialData !== undefined
           ? initialData
-          : await this.#host.fetchState(this.name);
+          : await this.#fetchUntilAnswered(generation);
       if (generation !== this.#generation) return; // everybody unsubscribed meanwhile
       if (raw === null) throw new PresenceChannelNotFound(this.name);
       this.#follow(this.#parse(raw));
@@ -109,6 +117,32 @@ export class ChannelState {
       throw error;
     } finally {
       if (generation === this.#generation) this.#loading = undefined;
+    }
+  }
+
+  /**
+   * The first fetch, retried every `subscribeRetryMs` while it fails in a way that can recover. Returns
+   * early (with nothing) once everybody unsubscribed.
+   */
+  async #fetchUntilAnswered(generation: number): Promise<unknown> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.#host.fetchState(this.name);
+      } catch (error) {
+        if (generation !== this.#generation) return null;
+        if (!isRetryable(error)) throw error;
+        const { subscribeRetryMs } = this.#host.config;
+        if (attempt === 1)
+          this.#host.log(
+            `PresenceChannel '${this.name}': ${(error as Error).message}; retrying every ${subscribeRetryMs / 1000} s`,
+          );
+        await new Promise<void>((wake) => {
+          this.#wakeLoad = wake;
+          this.#loadRetryTimer.at(this.#host.clock.now() + subscribeRetryMs);
+        });
+        this.#wakeLoad = undefined;
+        if (generation !== this.#generation) return null;
+      }
     }
   }
 
@@ -195,6 +229,8 @@ export class ChannelState {
     this.#generation++;
     this.#unfollow();
     this.#resyncTimer.cancel();
+    this.#loadRetryTimer.cancel();
+    this.#wakeLoad?.();
     this.#resyncing = false;
     this.#resyncFailures = 0;
     this.#loading = undefined;

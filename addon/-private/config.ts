@@ -25,6 +25,11 @@ export interface PresenceConfig {
   /** How long to wait after a 429 that did not say (`extras.wait_seconds`). Default 10000. */
   rateLimitWaitMs?: number;
   /**
+   * How often `subscribe()` retries its first `GET /presence/get` while the server is unreachable or
+   * answers 5xx/408/429 (the promise stays pending meanwhile). Default 5000.
+   */
+  subscribeRetryMs?: number;
+  /**
    * Whether the addon configures (`baseUrl`, transport) and starts `message-bus-client` itself. Set
    * `false` when the app already runs MessageBus; the addon then only subscribes. Default `true`.
    */
@@ -57,6 +62,7 @@ export interface ResolvedPresenceConfig {
   backoffMinMs: number;
   backoffMaxMs: number;
   rateLimitWaitMs: number;
+  subscribeRetryMs: number;
   startBus: boolean;
   credentials: RequestCredentials;
   csrf: { metaName: string | undefined; headerName: string; fieldName: string };
@@ -74,6 +80,8 @@ export const DEFAULT_CONFIG: Readonly<Omit<ResolvedPresenceConfig, 'csrf'>> =
     // 30 s cap: a recovering server is retried about as often as the heartbeat would talk to it anyway.
     backoffMaxMs: 30_000,
     rateLimitWaitMs: 10_000,
+    // 5 s: as Discourse's client retries its initial GET.
+    subscribeRetryMs: 5_000,
     startBus: true,
     credentials: 'same-origin',
   });
@@ -85,6 +93,7 @@ const DURATIONS = [
   'backoffMinMs',
   'backoffMaxMs',
   'rateLimitWaitMs',
+  'subscribeRetryMs',
 ] as const;
 
 /**
@@ -120,6 +129,11 @@ export function resolveConfig(input: unknown): ResolvedPresenceConfig {
   if (resolved.heartbeatMs < 1_000) {
     throw new Error(
       `ember-presence: ENV['ember-presence'].heartbeatMs must be at least 1000 (it must stay below the channel timeout, 60 s by default), got ${resolved.heartbeatMs}.`,
+    );
+  }
+  if (resolved.subscribeRetryMs < 100) {
+    throw new Error(
+      `ember-presence: ENV['ember-presence'].subscribeRetryMs must be at least 100 (a failing server would otherwise be asked in a tight loop), got ${resolved.subscribeRetryMs}.`,
     );
   }
   if (resolved.backoffMaxMs < resolved.backoffMinMs) {

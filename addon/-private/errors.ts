@@ -24,19 +24,44 @@ export class PresenceChannelNotFound extends Error {
   }
 }
 
+/** What a {@link PresenceRequestError} knows about the request that failed. */
+export interface PresenceRequestErrorDetails {
+  /** The server's `error_type`, when it sent one (`not_logged_in`, `rate_limit`, …). */
+  errorType?: string | undefined;
+  /** The server's `extras.reason`, when it sent one (`invalid_token`, `token_expired`, …). */
+  reason?: string | undefined;
+  /** The absolute URL that was requested. */
+  url?: string | undefined;
+}
+
 /**
  * A presence request failed in a way that retrying cannot fix (for example 403 `not_logged_in`, or an
- * answer that is not presence JSON). `status` is the HTTP status (0 for a network failure).
+ * answer that is not presence JSON). The message names the method, the URL, the status and the
+ * server's reason, e.g. `POST https://presence.example.com/presence/update failed with 403 not_logged_in
+ * (reason: invalid_token): You need to be logged in to do that.`; the same facts are fields.
  */
 export class PresenceRequestError extends Error {
   override name = 'PresenceRequestError';
+  /** The HTTP status; 0 for a network failure (server down, DNS, CORS refused). */
   readonly status: number;
   /** The server's `error_type`, when it sent one (`not_logged_in`, `rate_limit`, …). */
   readonly errorType: string | undefined;
+  /** The server's `extras.reason`, when it sent one: `invalid_token`, `token_expired`, … */
+  readonly reason: string | undefined;
+  /** The absolute URL that was requested, when known. */
+  readonly url: string | undefined;
 
-  constructor(message: string, status: number, errorType?: string) {
+  constructor(
+    message: string,
+    status: number,
+    details: string | PresenceRequestErrorDetails = {},
+  ) {
     super(message);
+    const { errorType, reason, url } =
+      typeof details === 'string' ? { errorType: details } : details;
     this.status = status;
     this.errorType = errorType;
+    this.reason = reason;
+    this.url = url;
   }
 }

@@ -20,14 +20,20 @@ export async function presenceRequest(
   url: string,
   init: RequestInit,
 ): Promise<RequestOutcome> {
+  const method = init.method ?? 'GET';
+  const absolute = absoluteUrl(url);
   let response: Response;
   try {
     response = await globalThis.fetch(url, init);
   } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
+    const cause = error instanceof Error ? error.message : String(error);
     return {
       kind: 'retry',
-      error: new PresenceRequestError(`Network error: ${reason}`, 0),
+      error: new PresenceRequestError(
+        `${method} ${absolute} failed with a network error (${cause}): is the presence server running at that address, and does it allow this page's origin (ember-presence-server --allowed-origin ${pageOrigin()})?`,
+        0,
+        { url: absolute },
+      ),
     };
   }
 
@@ -44,8 +50,9 @@ export async function presenceRequest(
     return {
       kind: 'retry',
       error: new PresenceRequestError(
-        `${init.method ?? 'GET'} ${url} answered ${response.status} without a JSON object`,
+        `${method} ${absolute} answered ${response.status} without a JSON object: is baseUrl pointing at the presence server?`,
         response.status,
+        { url: absolute },
       ),
     };
   }
@@ -61,14 +68,41 @@ export async function presenceRequest(
     isRecord(body) && Array.isArray(body['errors'])
       ? (body['errors'] as unknown[])
       : [];
+  const extras = isRecord(body) ? body['extras'] : undefined;
+  const reason =
+    isRecord(extras) && typeof extras['reason'] === 'string'
+      ? extras['reason']
+      : undefined;
   const detail = typeof messages[0] === 'string' ? `: ${messages[0]}` : '';
   const error = new PresenceRequestError(
-    `${init.method ?? 'GET'} ${url} failed with ${response.status}${detail}`,
+    `${method} ${absolute} failed with ${response.status}${errorType ? ` ${errorType}` : ''}${reason ? ` (reason: ${reason})` : ''}${detail}`,
     response.status,
-    errorType,
+    { errorType, reason, url: absolute },
   );
-  const retryable = response.status >= 500 || response.status === 408;
-  return { kind: retryable ? 'retry' : 'fatal', error };
+  return { kind: isRetryable(error) ? 'retry' : 'fatal', error };
+}
+
+/**
+ * Whether a failed request may succeed if sent again: network failures (status 0), 5xx, 408 and 429.
+ * Other 4xx (403 `not_logged_in`, 400) will not.
+ */
+export function isRetryable(error: unknown): boolean {
+  if (!(error instanceof PresenceRequestError)) return false;
+  const { status } = error;
+  return status === 0 || status >= 500 || status === 408 || status === 429;
+}
+
+/** `url` resolved against the page, so an error says which server was asked. */
+function absoluteUrl(url: string): string {
+  try {
+    return new URL(url, globalThis.location?.href).href;
+  } catch {
+    return url;
+  }
+}
+
+function pageOrigin(): string {
+  return globalThis.location?.origin ?? '<your app origin>';
 }
 
 /** `extras.wait_seconds` from the body (SPEC §3.2), else the `Retry-After` header, else undefined. */

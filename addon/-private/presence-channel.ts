@@ -105,24 +105,39 @@ export class PresenceChannel {
   /**
    * Marks this handle present. Resolves when the server confirmed; rejects with
    * `PresenceChannelNotFound` when it refused (the handle is then not present). A second `enter` on a
-   * present handle does nothing. Throws at once for anonymous visitors and for `activeOptions` below the
-   * minimums.
+   * present handle does nothing. Never throws: for anonymous visitors and for `activeOptions` below the
+   * minimums it returns a rejected promise whose error names the fix.
    */
   enter(options: EnterOptions = {}): Promise<void> {
-    this.#host.assertCanEnter(this.name, 'enter');
-    const { onlyWhileActive = true, activeOptions } = options;
-    const rule = onlyWhileActive ? resolveActiveOptions(activeOptions) : null;
-    if (this.#flags.present) return Promise.resolve();
-    this.#set({ present: true, error: undefined });
-    return this.#host.enter(this, rule);
+    try {
+      this.#host.assertCanEnter(this.name, 'enter');
+      const { onlyWhileActive = true, activeOptions } = options;
+      const rule = onlyWhileActive ? resolveActiveOptions(activeOptions) : null;
+      if (this.#flags.present) return Promise.resolve();
+      this.#set({ present: true, error: undefined });
+      return this.#host.enter(this, rule);
+    } catch (error) {
+      return Promise.reject(
+        error instanceof Error ? error : new Error(String(error)),
+      );
+    }
   }
 
-  /** Leaves; resolves when the server confirmed (at once when no request is needed). No-op unless present. */
+  /**
+   * Leaves; resolves when the server confirmed (at once when no request is needed). No-op unless present.
+   * Never throws: an anonymous visitor gets a rejected promise.
+   */
   leave(): Promise<void> {
-    this.#host.assertCanEnter(this.name, 'leave');
-    if (!this.#flags.present) return Promise.resolve();
-    this.#set({ present: false });
-    return this.#host.leave(this);
+    try {
+      this.#host.assertCanEnter(this.name, 'leave');
+      if (!this.#flags.present) return Promise.resolve();
+      this.#set({ present: false });
+      return this.#host.leave(this);
+    } catch (error) {
+      return Promise.reject(
+        error instanceof Error ? error : new Error(String(error)),
+      );
+    }
   }
 
   /**

@@ -18,12 +18,18 @@ interface Pending {
  */
 export class StateFetcher {
   #config: ResolvedPresenceConfig;
+  #headers: () => Record<string, string>;
   #pending = new Map<string, Pending[]>();
   #batchToken: unknown;
   #destroyed = false;
 
-  constructor(config: ResolvedPresenceConfig) {
+  /** `headers`: extra request headers, read at send time (the bearer token). */
+  constructor(
+    config: ResolvedPresenceConfig,
+    headers: () => Record<string, string> = () => ({}),
+  ) {
     this.#config = config;
+    this.#headers = headers;
   }
 
   /**
@@ -75,7 +81,7 @@ export class StateFetcher {
       const outcome = await presenceRequest(url, {
         method: 'GET',
         credentials: this.#config.credentials,
-        headers: { Accept: 'application/json' },
+        headers: { Accept: 'application/json', ...this.#headers() },
       });
       for (const name of names) {
         const waiting = batch.get(name) ?? [];

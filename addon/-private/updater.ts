@@ -15,6 +15,8 @@ export interface UpdaterHost {
   presenceRefused(name: string, error: Error): void;
   /** The CSRF token to send, if any. */
   csrfToken(): string | undefined;
+  /** The bearer token to send as `Authorization`, if any (`presence.setAuthToken`). */
+  authToken(): string | undefined;
 }
 
 interface Deferred {
@@ -110,7 +112,8 @@ export class Updater {
    * cache).
    *
    * - `'beacon'` (page unload): one `navigator.sendBeacon`. A beacon cannot carry headers, so the CSRF
-   *   token (when configured) travels as a form field; the server's Origin check covers the rest.
+   *   token (when configured) travels as a form field; the server's Origin check covers the rest. With a
+   *   bearer token (`setAuthToken`) a `keepalive` fetch carries it instead.
    * - `'fetch'` (sign-out): an ordinary `keepalive` request, which test servers can see.
    */
   leaveAll(transport: 'beacon' | 'fetch'): void {
@@ -136,9 +139,11 @@ export class Updater {
     const token = this.#host.csrfToken();
     if (token) body.append(config.csrf.fieldName, token);
     const url = `${config.baseUrl}presence/update`;
+    // A beacon cannot carry the bearer token either: with one, the keepalive fetch below does the job.
     const canBeacon =
       typeof navigator !== 'undefined' &&
-      typeof navigator.sendBeacon === 'function';
+      typeof navigator.sendBeacon === 'function' &&
+      this.#host.authToken() === undefined;
     if (transport === 'beacon' && canBeacon) {
       navigator.sendBeacon(url, body);
       return;
@@ -178,6 +183,8 @@ export class Updater {
     };
     const token = this.#host.csrfToken();
     if (token) headers[this.#host.config.csrf.headerName] = token;
+    const bearer = this.#host.authToken();
+    if (bearer) headers['Authorization'] = `Bearer ${bearer}`;
     return headers;
   }
 

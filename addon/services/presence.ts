@@ -68,7 +68,15 @@ export default class PresenceService extends Service {
   /** The resolved configuration (defaults applied). */
   readonly config: ResolvedPresenceConfig;
 
-  @tracked private userState: 'assumed' | 'signed-in' | 'anonymous' = 'assumed';
+  /**
+   * Who is signed in, as far as presence knows. The service reads the untracked `#userState`; templates
+   * read the tracked copy through `isAnonymous`, which is written a microtask later. So
+   * `setCurrentUser()` is safe anywhere — a component constructor or a getter while rendering, a route
+   * hook, a session event — even when something in the same render already read `isAnonymous`.
+   */
+  @tracked private userState: UserState = 'assumed';
+  #userState: UserState = 'assumed';
+  #mirrorScheduled = false;
 
   #clock: PresenceClock;
   #injectedBus: PresenceBus | undefined;
@@ -82,6 +90,7 @@ export default class PresenceService extends Service {
   #someInactive = false;
   #lastDesired: ReadonlySet<string> = new Set();
   #csrfToken: string | null | undefined;
+  #authToken: string | undefined;
   #userId: number | string | undefined;
 
   constructor(owner: Owner) {
@@ -102,7 +111,9 @@ export default class PresenceService extends Service {
       systemClock;
     this.#injectedBus = owner.lookup('ember-presence:bus') as
       PresenceBus | undefined;
-    this.#fetcher = new StateFetcher(this.config);
+    this.#fetcher = new StateFetcher(this.config, (): Record<string, string> =>
+      this.#authToken ? { Authorization: `Bearer ${this.#authToken}` } : {},
+    );
     this.#stateHost = {
       clock: this.#clock,
       config: this.config,
@@ -118,6 +129,7 @@ export default class PresenceService extends Service {
       desiredPresent: () => this.#computeDesired(),
       presenceRefused: (name, error) => this.#presenceRefused(name, error),
       csrfToken: () => this.#readCsrfToken(),
+      authToken: () => this.#authToken,
     });
     this.#activityTimer = new Timer(this.#clock, () => this.#reconcile());
     this.#activity = new ActivityMonitor(this.#clock, {
@@ -129,7 +141,7 @@ export default class PresenceService extends Service {
       // Hiding moves the "inactive at" time earlier; showing may bring someone back.
       visibilityChange: () => this.#reconcile(),
       pageHide: () => {
-        if (!this.isAnonymous) this.#updater.leaveAll('beacon');
+        if (!this.#isAnonymous()) this.#updater.leaveAll('beacon');
       },
       pageShow: () => this.#updater.resume(),
     });
@@ -165,17 +177,48 @@ export default class PresenceService extends Service {
    * public channels but never enter). Signing out (or switching user) leaves every channel first.
    */
   setCurrentUser(user: PresenceCurrentUser | null): void {
+    if (
+      user !== null &&
+      (typeof user !== 'object' ||
+        (typeof user.id !== 'number' && typeof user.id !== 'string'))
+    ) {
+      throw new Error(
+        `ember-presence: setCurrentUser() needs the signed-in user as an object with an id (e.g. { id: 42 }), or null for an anonymous visitor; got ${JSON.stringify(user)}.`,
+      );
+    }
     const nextId = user ? user.id : undefined;
-    const changed = this.userState !== 'assumed' && nextId !== this.#userId;
-    if (changed || (this.userState === 'assumed' && user === null))
+    const changed = this.#userState !== 'assumed' && nextId !== this.#userId;
+    if (changed || (this.#userState === 'assumed' && user === null))
       this.#leaveEverything();
     this.#userId = nextId;
-    this.userState = user ? 'signed-in' : 'anonymous';
+    this.#userState = user ? 'signed-in' : 'anonymous';
+    this.#scheduleMirror();
   }
 
-  /** True after `setCurrentUser(null)`. */
+  /** True after `setCurrentUser(null)`. Templates may read it: it is tracked. */
   get isAnonymous(): boolean {
-    return this.userState === 'anonymous';
+    void this.userState; // consumed for the template's sake; the answer is never a microtask late
+    return this.#isAnonymous();
+  }
+
+  /**
+   * A token that tells the presence server who the user is (a JWT your backend signs, see the README's
+   * "Your own app" section), sent as `Authorization: Bearer <token>` with every presence request and
+   * message-bus poll; `null` to send none. Use it when the presence server is on another origin, where a
+   * cookie of your app's origin does not reach it. Set it before `setCurrentUser(user)`; on sign-out,
+   * call `setCurrentUser(null)` first (its leave still carries the token), then `setAuthToken(null)`.
+   */
+  setAuthToken(token: string | null): void {
+    if (
+      token !== null &&
+      (typeof token !== 'string' || token.trim() === '' || /\s/.test(token))
+    ) {
+      throw new Error(
+        `ember-presence: setAuthToken() needs the token string your backend signed (no spaces), or null; got ${typeof token === 'string' ? JSON.stringify(token) : typeof token}.`,
+      );
+    }
+    this.#authToken = token ?? undefined;
+    this.#bus?.setAuthToken?.(token);
   }
 
   /** Overrides the CSRF token read from the configured `<meta>` (`null` to send none). */
@@ -202,15 +245,33 @@ export default class PresenceService extends Service {
 
   // --- internals ---------------------------------------------------------------------------------
 
+  /** Copies `#userState` to the tracked field after the current render (see `userState`). */
+  #scheduleMirror(): void {
+    if (this.#mirrorScheduled) return;
+    this.#mirrorScheduled = true;
+    queueMicrotask(() => {
+      this.#mirrorScheduled = false;
+      if (this.isDestroyed || this.userState === this.#userState) return;
+      this.userState = this.#userState;
+    });
+  }
+
+  #isAnonymous(): boolean {
+    return this.#userState === 'anonymous';
+  }
+
   #getBus(): PresenceBus {
-    this.#bus ??=
+    if (this.#bus) return this.#bus;
+    const bus =
       this.#injectedBus ??
       createMessageBusAdapter({
         baseUrl: this.config.baseUrl,
         start: this.config.startBus,
         credentials: this.config.credentials,
       });
-    return this.#bus;
+    if (this.#authToken !== undefined) bus.setAuthToken?.(this.#authToken);
+    this.#bus = bus;
+    return bus;
   }
 
   #stateFor(name: string): ChannelState {
@@ -226,7 +287,7 @@ export default class PresenceService extends Service {
   #computeDesired(): Set<string> {
     const desired = new Set<string>();
     this.#someInactive = false;
-    if (this.isAnonymous || this.isDestroying) return desired;
+    if (this.#isAnonymous() || this.isDestroying) return desired;
     const now = this.#clock.now();
     let nextCheck = Infinity;
     for (const state of this.#states.values()) {
@@ -289,7 +350,7 @@ export default class PresenceService extends Service {
 
   #teardown(channel: PresenceChannel): void {
     if (this.isDestroying) return;
-    if (channel.present && !this.isAnonymous) {
+    if (channel.present && !this.#isAnonymous()) {
       // Nobody awaits this promise any more; a failure has nowhere to go.
       channel.leave().catch(() => undefined);
     }
@@ -306,7 +367,7 @@ export default class PresenceService extends Service {
 
   #channelHost: ChannelHost = {
     assertCanEnter: (name, action) => {
-      if (this.isAnonymous) {
+      if (this.#isAnonymous()) {
         throw new Error(
           `ember-presence: anonymous visitors cannot ${action} '${name}'. Sign the user in and call presence.setCurrentUser(user) first, or only subscribe().`,
         );
@@ -341,6 +402,8 @@ export default class PresenceService extends Service {
     },
   };
 }
+
+type UserState = 'assumed' | 'signed-in' | 'anonymous';
 
 declare module '@ember/service' {
   interface Registry {

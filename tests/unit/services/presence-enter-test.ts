@@ -272,14 +272,14 @@ module('Unit | Service | presence > enter and leave', function (hooks) {
     assert.deepEqual(leaves, [50, 5]);
   });
 
-  test('activeOptions below the minimums throw an error naming the fix', function (assert) {
+  test('activeOptions below the minimums reject with an error naming the fix', async function (assert) {
     const channel = ctx.presence().getChannel('/site/online');
-    assert.throws(
-      () => void channel.enter({ activeOptions: { userUnseenTime: 1000 } }),
+    await assert.rejects(
+      channel.enter({ activeOptions: { userUnseenTime: 1000 } }),
       /userUnseenTime must be at least 60000/,
     );
-    assert.throws(
-      () => void channel.enter({ activeOptions: { browserHiddenTime: 5000 } }),
+    await assert.rejects(
+      channel.enter({ activeOptions: { browserHiddenTime: 5000 } }),
       /browserHiddenTime must be at least 10000/,
     );
     assert.false(channel.present);

@@ -155,10 +155,7 @@ module('Unit | Service | presence > lifetimes', function (hooks) {
       2,
       'no heartbeat for an anonymous visitor',
     );
-    assert.throws(
-      () => void channel.enter(),
-      /anonymous visitors cannot enter/,
-    );
+    await assert.rejects(channel.enter(), /anonymous visitors cannot enter/);
   });
 
   test('switching user leaves the channels entered as the previous user', async function (assert) {

@@ -1,7 +1,7 @@
 import { module, test } from 'qunit';
 import { settled } from '@ember/test-helpers';
 import { setupTest } from 'dummy/tests/helpers';
-import { PresenceChannelNotFound } from 'ember-presence';
+import { PresenceChannelNotFound, PresenceRequestError } from 'ember-presence';
 import { setupPresenceTest } from '../support/setup';
 import { user } from '../support/test-server';
 
@@ -265,11 +265,11 @@ module('Unit | Service | presence > subscribe', function (hooks) {
     assert.strictEqual(ctx.server.gets.length, 2);
   });
 
-  test('a failed fetch rejects every waiting handle', async function (assert) {
+  test('a fetch that cannot succeed rejects every waiting handle, with the URL, status and reason', async function (assert) {
     ctx.server.pretender.get('/presence/get', () => [
-      500,
-      {},
-      '{"errors":["boom"]}',
+      400,
+      { 'Content-Type': 'application/json' },
+      '{"errors":["bad channels"],"error_type":"invalid_parameters","extras":{"reason":"too_many"}}',
     ]);
     const presence = ctx.presence();
     const results = await Promise.allSettled([
@@ -280,6 +280,101 @@ module('Unit | Service | presence > subscribe', function (hooks) {
       results.map((r) => r.status),
       ['rejected', 'rejected'],
     );
+    const error = (results[0] as PromiseRejectedResult)
+      .reason as PresenceRequestError;
+    assert.true(error instanceof PresenceRequestError);
+    assert.strictEqual(error.status, 400);
+    assert.strictEqual(error.reason, 'too_many');
+    assert.strictEqual(error.errorType, 'invalid_parameters');
+    assert.strictEqual(
+      error.url,
+      `${window.location.origin}/presence/get?channels%5B%5D=%2Fsite%2Fonline`,
+    );
+    assert.true(
+      error.message.startsWith(
+        `GET ${window.location.origin}/presence/get?channels%5B%5D=%2Fsite%2Fonline failed with 400 invalid_parameters (reason: too_many): bad channels`,
+      ),
+      error.message,
+    );
+  });
+
+  test('a server that is down at first retries the GET every 5 s; the list fills in once it is back', async function (assert) {
+    let down = true;
+    ctx.server.pretender.get('/presence/get', (request) => {
+      const names = new URL(
+        (request as unknown as { url: string }).url,
+        window.location.href,
+      ).searchParams.getAll('channels[]');
+      ctx.server.gets.push(names);
+      if (down) return [502, {}, '<html>Bad Gateway</html>'];
+      return [
+        200,
+        { 'Content-Type': 'application/json' },
+        JSON.stringify({
+          [ONLINE]: { users: [user(1)], count: 1, last_message_id: 3 },
+        }),
+      ];
+    });
+    const logged: string[] = [];
+    const log = console.log;
+    console.log = (line: string) => logged.push(line);
+    try {
+      const channel = ctx.presence().getChannel(ONLINE);
+      let settledWith: string | undefined;
+      const subscribed = channel.subscribe().then(
+        () => (settledWith = 'resolved'),
+        () => (settledWith = 'rejected'),
+      );
+      await settled();
+      assert.strictEqual(ctx.server.gets.length, 1);
+      assert.strictEqual(settledWith, undefined, 'still waiting, not rejected');
+      assert.true(
+        logged.some((l) => /failed with 502.*retrying every 5 s/.test(l)),
+        logged.join('\n'),
+      );
+
+      ctx.clock.tick(4_999);
+      await settled();
+      assert.strictEqual(ctx.server.gets.length, 1, 'nothing before 5 s');
+      ctx.clock.tick(1);
+      await settled();
+      assert.strictEqual(ctx.server.gets.length, 2, 'retried after 5 s');
+
+      down = false;
+      ctx.clock.tick(5_000);
+      await subscribed;
+      assert.strictEqual(settledWith, 'resolved');
+      assert.strictEqual(channel.count, 1);
+      assert.true(
+        ctx.bus.isSubscribed(BUS_ONLINE),
+        'follows the bus from then on',
+      );
+      assert.strictEqual(logged.length, 1, 'one log line, not one per retry');
+    } finally {
+      console.log = log;
+    }
+  });
+
+  test('unsubscribing while the first GET waits to retry stops the retries', async function (assert) {
+    ctx.server.pretender.get('/presence/get', (request) => {
+      ctx.server.gets.push([(request as unknown as { url: string }).url]);
+      return [503, {}, ''];
+    });
+    const log = console.log;
+    console.log = () => undefined;
+    try {
+      const channel = ctx.presence().getChannel(ONLINE);
+      const subscribed = channel.subscribe();
+      await settled();
+      channel.unsubscribe();
+      await subscribed; // settles: nobody is left waiting for ever
+      ctx.clock.tick(60_000);
+      await settled();
+      assert.strictEqual(ctx.server.gets.length, 1);
+      assert.false(channel.subscribed);
+    } finally {
+      console.log = log;
+    }
   });
 
   test('unsubscribing while the fetch is in flight leaves the handle unsubscribed', async function (assert) {
@@ -315,14 +410,12 @@ module('Unit | Service | presence > subscribe', function (hooks) {
     const channel = presence.getChannel(ONLINE);
     await channel.subscribe();
     assert.true(channel.subscribed);
-    assert.throws(
-      () => void channel.enter(),
+    // Rejected promises, never a synchronous throw: `assert.rejects(channel.enter())` works.
+    await assert.rejects(
+      channel.enter(),
       /anonymous visitors cannot enter '\/site\/online'/,
     );
-    assert.throws(
-      () => void channel.leave(),
-      /anonymous visitors cannot leave/,
-    );
+    await assert.rejects(channel.leave(), /anonymous visitors cannot leave/);
     await settled();
     assert.strictEqual(ctx.server.updates.length, 0);
   });

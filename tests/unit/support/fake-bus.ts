@@ -12,6 +12,12 @@ export class FakeBus implements PresenceBus {
   /** Every `subscribe` call, in order, with the id it asked to start after. */
   readonly subscribeCalls: { channel: string; lastId: number }[] = [];
   destroyed = false;
+  /** The last token given to `setAuthToken` (`null`: cleared; `undefined`: never set). */
+  authToken: string | null | undefined;
+
+  setAuthToken(token: string | null): void {
+    this.authToken = token;
+  }
 
   subscribe(
     channel: string,

@@ -21,6 +21,8 @@ export interface ChannelStateHost {
   log(line: string): void;
   /** Nothing uses this state any more: drop it. */
   release(state: ChannelState): void;
+  /** A state was fetched from the server (first load or resync) and is followed from now on. */
+  fetched(state: ChannelState, data: ChannelData): void;
 }
 
 /** Message-bus channel carrying the change messages of presence channel `name` (SPEC §1). */
@@ -107,7 +109,9 @@ export class ChannelState {
           : await this.#fetchUntilAnswered(generation);
       if (generation !== this.#generation) return; // everybody unsubscribed meanwhile
       if (raw === null) throw new PresenceChannelNotFound(this.name);
-      this.#follow(this.#parse(raw));
+      const data = this.#parse(raw);
+      this.#follow(data);
+      if (initialData === undefined) this.#host.fetched(this, data);
     } catch (error) {
       if (generation === this.#generation) {
         this.subscribers.clear();
@@ -186,6 +190,7 @@ export class ChannelState {
       this.#resyncing = false;
       this.#resyncFailures = 0;
       this.#follow(data);
+      this.#host.fetched(this, data);
     } catch {
       if (generation !== this.#generation) return;
       // Keep showing the last known data and try again later; a refetch is the only way back in sync.

@@ -188,6 +188,17 @@ export class Updater {
     return headers;
   }
 
+  /**
+   * The server does not have this client in `name` although it confirmed it (it lost its state: a
+   * restart of a server on the memory store, Redis restarted empty): send it as a new enter now instead
+   * of at the next heartbeat.
+   */
+  reassert(name: string): void {
+    if (!this.#confirmed.delete(name)) return;
+    this.#reportedAt.delete(name);
+    this.changed();
+  }
+
   /** The page is shown again (back/forward cache): tell the server what is present. */
   resume(): void {
     this.changed();

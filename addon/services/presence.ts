@@ -19,6 +19,7 @@ import {
   type ChannelHost,
 } from '../-private/presence-channel';
 import { StateFetcher } from '../-private/state-fetcher';
+import type { ChannelData } from '../-private/types';
 import { Updater } from '../-private/updater';
 
 /** Options of `presence.getChannel`. */
@@ -121,6 +122,7 @@ export default class PresenceService extends Service {
       bus: () => this.#getBus(),
       log: (line) => console.log(line),
       release: (state) => this.#release(state),
+      fetched: (state, data) => this.#checkSelf(state, data),
     };
     this.#updater = new Updater({
       clock: this.#clock,
@@ -341,6 +343,24 @@ export default class PresenceService extends Service {
     state.present.clear();
     this.#release(state);
     this.#reconcile();
+  }
+
+  /**
+   * A fetched state that lacks the signed-in user while the server confirmed them present means the
+   * server lost its state (restarted on the memory store, Redis restarted empty): enter again now rather
+   * than at the next heartbeat, so the others see them within a second of the server's return.
+   */
+  #checkSelf(state: ChannelState, data: ChannelData): void {
+    const userId = this.#userId;
+    if (
+      this.#userState !== 'signed-in' ||
+      userId === undefined ||
+      data.users === null ||
+      !this.#lastDesired.has(state.name)
+    )
+      return;
+    if (data.users.some((user) => String(user.id) === String(userId))) return;
+    this.#updater.reassert(state.name);
   }
 
   #release(state: ChannelState): void {

@@ -174,3 +174,52 @@ module('Unit | Service | presence > lifetimes', function (hooks) {
     assert.deepEqual(ctx.server.updates[2]?.present, ['/a/1']);
   });
 });
+
+module(
+  'Unit | Service | presence > a server that lost its state',
+  function (hooks) {
+    setupTest(hooks);
+    const ctx = setupPresenceTest(hooks);
+
+    test('a fetched state without me, though the server confirmed me, enters again at once', async function (assert) {
+      const presence = ctx.presence();
+      presence.setCurrentUser({ id: 1 });
+      const channel = presence.getChannel('/site/online');
+      await channel.enter();
+      assert.strictEqual(ctx.server.updates.length, 1);
+
+      // The server restarted empty: its state has someone else, not me.
+      ctx.server.states.set('/site/online', {
+        users: [user(2)],
+        count: 1,
+        last_message_id: 5_000_001,
+      });
+      await channel.subscribe();
+      ctx.clock.tick(1_000);
+      await settled();
+      assert.strictEqual(
+        ctx.server.updates.length,
+        2,
+        'an enter went out long before the 30 s heartbeat',
+      );
+      assert.deepEqual(ctx.server.updates[1]?.present, ['/site/online']);
+      assert.true(channel.present);
+    });
+
+    test('a fetched state with me in it sends nothing', async function (assert) {
+      const presence = ctx.presence();
+      presence.setCurrentUser({ id: 1 });
+      const channel = presence.getChannel('/site/online');
+      await channel.enter();
+      ctx.server.states.set('/site/online', {
+        users: [user(1)],
+        count: 1,
+        last_message_id: 3,
+      });
+      await channel.subscribe();
+      ctx.clock.tick(1_000);
+      await settled();
+      assert.strictEqual(ctx.server.updates.length, 1);
+    });
+  },
+);

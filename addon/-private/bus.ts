@@ -140,10 +140,20 @@ function xhrAjax(
     xhr.setRequestHeader(name, value);
   if (options.messageBus.chunked) options.messageBus.onProgressListener(xhr);
 
-  xhr.onreadystatechange = () => {
-    if (xhr.readyState !== 4) return; // DONE (fake XHRs in tests may lack the static constant)
+  // Completes exactly once, on whichever of load / error / abort / timeout comes first. Not on
+  // readystatechange: an aborted request of pretender's fake XHR goes back to readyState 0 and never
+  // reaches 4, and a transport that never calls `complete()` stops message-bus-client for good.
+  let completed = false;
+  const finish = (outcome: 'load' | 'error' | 'abort' | 'timeout') => {
+    if (completed) return;
+    completed = true;
     try {
-      if (!aborted && xhr.status >= 200 && xhr.status < 300) {
+      if (
+        outcome === 'load' &&
+        !aborted &&
+        xhr.status >= 200 &&
+        xhr.status < 300
+      ) {
         let body: unknown = xhr.responseText;
         if (options.dataType === 'json') {
           try {
@@ -155,12 +165,23 @@ function xhrAjax(
         }
         options.success(body);
       } else {
-        options.error(xhr, aborted ? 'abort' : 'error');
+        options.error(
+          xhr,
+          aborted || outcome === 'abort'
+            ? 'abort'
+            : outcome === 'timeout'
+              ? 'timeout'
+              : 'error',
+        );
       }
     } finally {
       options.complete();
     }
   };
+  xhr.addEventListener('load', () => finish('load'));
+  xhr.addEventListener('error', () => finish('error'));
+  xhr.addEventListener('abort', () => finish('abort'));
+  xhr.addEventListener('timeout', () => finish('timeout'));
 
   const body = new URLSearchParams();
   for (const [key, value] of Object.entries(options.data)) {

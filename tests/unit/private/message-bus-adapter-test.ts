@@ -86,4 +86,43 @@ module('Unit | message-bus adapter', function (hooks) {
     );
     assert.strictEqual(MessageBus.status(), 'stopped');
   });
+
+  test('under pretender, a poll aborted while held is followed by the next one (the transport completes on abort)', async function (assert) {
+    const polls: URLSearchParams[] = [];
+    server = new Pretender(function () {
+      this.post('/message-bus/:clientId/poll', (request) => {
+        polls.push(new URLSearchParams(request.requestBody));
+        // Every poll is parked like a real long poll; subscribing another channel aborts it.
+        return new Promise(() => undefined);
+      });
+    });
+    const bus = createMessageBusAdapter({
+      baseUrl: '/',
+      start: true,
+      credentials: 'same-origin',
+    });
+    const stopA = bus.subscribe('/presence/a', () => undefined, 1);
+    await waitUntil(() => polls.length === 1, { timeout: 5000 });
+
+    const stopB = bus.subscribe('/presence/b', () => undefined, 2);
+    await waitUntil(() => polls.length === 2, {
+      timeout: 5000,
+      timeoutMessage: 'no poll followed the aborted one',
+    });
+    assert.strictEqual(polls[1]?.get('/presence/a'), '1');
+    assert.strictEqual(polls[1]?.get('/presence/b'), '2');
+
+    // And again: the bus keeps working after any number of aborts.
+    stopB();
+    const stopC = bus.subscribe('/presence/c', () => undefined, 3);
+    await waitUntil(() => polls.some((p) => p.get('/presence/c') === '3'), {
+      timeout: 5000,
+    });
+    assert.true(true, 'a third subscription was polled for as well');
+
+    stopA();
+    stopC();
+    bus.destroy?.();
+    assert.strictEqual(MessageBus.status(), 'stopped');
+  });
 });

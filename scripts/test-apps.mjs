@@ -34,6 +34,12 @@ const PACK_TIMEOUT_MS = 5 * 60_000;
 const INSTALL_TIMEOUT_MS = 10 * 60_000;
 const TYPES_TIMEOUT_MS = 3 * 60_000;
 const TEST_TIMEOUT_MS = 5 * 60_000;
+const E2E_TIMEOUT_MS = 8 * 60_000;
+/**
+ * Apps that also run end to end: built the way the README says, served against the packed
+ * `ember-presence-server`, driven in Chromium (the test gets the scratch copy as APP_DIR).
+ */
+const END_TO_END = { 'vite-app': 'e2e/consumer-app.test.ts' };
 // Folders of an app that are build output or installs, never part of what we copy.
 const NOT_COPIED = new Set([
   'node_modules',
@@ -188,6 +194,46 @@ async function testApp(app, tarball) {
   } else {
     check(`${app}: tests ran`, false, tests.output);
   }
+
+  const e2e = END_TO_END[app];
+  if (e2e) await endToEnd(app, dir, e2e);
+}
+
+/** The app's README flows in Chromium against the packed server (see END_TO_END). */
+async function endToEnd(app, dir, testFile) {
+  const run = await step(
+    `${app}: end to end (${testFile})`,
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      '--test',
+      '--test-reporter=tap',
+      '--test-concurrency=1',
+      testFile,
+    ],
+    {
+      cwd: root,
+      env: { APP_DIR: dir },
+      timeout: E2E_TIMEOUT_MS,
+      stream: true,
+    },
+  );
+  const tap = parseTap(run.stdout);
+  if (!tap) {
+    check(`${app}: end-to-end tests ran`, false, run.output);
+    return;
+  }
+  // node:test reports tests of a failed `before` hook as cancelled: they did not pass.
+  const cancelled = Number(/^# cancelled (\d+)$/m.exec(run.stdout)?.[1] ?? 0);
+  passed += tap.pass;
+  failed += tap.fail + cancelled;
+  console.log(
+    `${app} end to end: ${tap.pass} passed, ${tap.fail + cancelled} failed, ${tap.skip} skipped`,
+  );
+  if (tap.skip) check(`${app}: no skipped end-to-end tests`, false);
+  if (!run.ok && tap.fail === 0)
+    check(`${app}: end-to-end exit code`, false, run.stderr);
 }
 
 function check(name, ok, detail = '') {
@@ -210,7 +256,7 @@ function takeOption(option) {
   const [, value] = args.splice(i, 2);
   if (!value)
     throw new Error(
-      `${option} needs a value, e.g. ${option} /tmp/ember-presence-0.0.0.tgz`,
+      `${option} needs a value, e.g. ${option} /tmp/ember-presence-0.1.0.tgz`,
     );
   return value;
 }

@@ -55,16 +55,38 @@ export function buildDemoInto(
   outputPath: string,
   env: Record<string, string> = {},
 ): Promise<void> {
+  return runBounded(
+    'ember build',
+    join(REPO_ROOT, 'node_modules/.bin/ember'),
+    ['build', '--environment=development', '--output-path', outputPath],
+    { cwd: REPO_ROOT, env, timeoutMs: BUILD_TIMEOUT_MS },
+  );
+}
+
+/** Where and how long {@link runBounded} runs a command. */
+export interface RunBoundedOptions {
+  cwd: string;
+  /** Added to the environment (CI mode always). */
+  env?: Record<string, string>;
+  timeoutMs: number;
+}
+
+/**
+ * Runs `command args` to completion, bounded in time (SIGKILL past `timeoutMs`). Rejects with `what`, how
+ * it ended and the end of its output when it fails or times out.
+ */
+export function runBounded(
+  what: string,
+  command: string,
+  args: readonly string[],
+  options: RunBoundedOptions,
+): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn(
-      join(REPO_ROOT, 'node_modules/.bin/ember'),
-      ['build', '--environment=development', '--output-path', outputPath],
-      {
-        cwd: REPO_ROOT,
-        env: { ...process.env, ...env, CI: 'true' },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
+    const child = spawn(command, args, {
+      cwd: options.cwd,
+      env: { ...process.env, ...options.env, CI: 'true' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let output = '';
     const keep = (chunk: Buffer): void => {
       output = (output + chunk.toString()).slice(-8000);
@@ -74,11 +96,9 @@ export function buildDemoInto(
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(
-        new Error(
-          `ember build timed out after ${BUILD_TIMEOUT_MS} ms\n${output}`,
-        ),
+        new Error(`${what} timed out after ${options.timeoutMs} ms\n${output}`),
       );
-    }, BUILD_TIMEOUT_MS);
+    }, options.timeoutMs);
     child.on('error', (err) => {
       clearTimeout(timer);
       reject(err);
@@ -88,9 +108,7 @@ export function buildDemoInto(
       if (code === 0) resolve();
       else
         reject(
-          new Error(
-            `ember build failed (${signal ?? `exit ${code}`})\n${output}`,
-          ),
+          new Error(`${what} failed (${signal ?? `exit ${code}`})\n${output}`),
         );
     });
   });

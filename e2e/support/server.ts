@@ -52,9 +52,34 @@ export function startServer(
   ];
   const env = { ...process.env };
   delete env['REDIS_URL']; // the store is chosen by the flag alone
-  const child = spawn(process.execPath, args, {
+  return startListening(process.execPath, args, {
     cwd: REPO_ROOT,
     env,
+    store: options.redisUrl ? 'redis' : 'memory',
+  });
+}
+
+/** Options of {@link startListening}. */
+export interface StartListeningOptions {
+  cwd: string;
+  env: NodeJS.ProcessEnv;
+  /** The store the server must report at startup. */
+  store: 'memory' | 'redis';
+}
+
+/**
+ * Spawns a presence server (`command args`, e.g. an installed `ember-presence-server` bin) and resolves
+ * once its log says it listens on the store asked for; rejects with its output when it exits first or
+ * does not listen within START_TIMEOUT_MS.
+ */
+export function startListening(
+  command: string,
+  args: readonly string[],
+  options: StartListeningOptions,
+): Promise<RunningServer> {
+  const child = spawn(command, args, {
+    cwd: options.cwd,
+    env: options.env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -83,11 +108,12 @@ export function startServer(
       child.stdout?.off('data', onData);
       child.removeAllListeners('exit');
       clearTimeout(timer);
-      const store = options.redisUrl ? 'redis' : 'memory';
-      if (!output.includes(`"store":"${store}"`)) {
+      if (!output.includes(`"store":"${options.store}"`)) {
         void stop(child);
         reject(
-          new Error(`the server did not report the ${store} store\n${output}`),
+          new Error(
+            `the server did not report the ${options.store} store\n${output}`,
+          ),
         );
         return;
       }

@@ -18,6 +18,12 @@ module.exports = function (environment) {
       // Here you can pass flags/options to your application instance
       // when it is created
     },
+
+    'ember-presence': {
+      // Where the presence server is: '/' when it is served (or proxied) on the app's origin, else its URL,
+      // e.g. PRESENCE_URL=https://presence.example.com/ vite build
+      baseUrl: process.env.PRESENCE_URL || '/',
+    },
   };
 
   if (environment === 'development') {

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { SignJWT } from 'jose';
 import { runCli, startCli, type RunningServer } from './support/http-spawn.js';
+import { assertNthMessageId } from './support/message-ids.js';
 import {
   REDIS_URL,
   connectTestRedis,
@@ -125,6 +126,7 @@ describe('ember-presence-server', () => {
     });
     assert.equal(login.status, 200);
     const cookie = (login.headers.get('set-cookie') ?? '').split(';')[0]!;
+    const entered = { from: Date.now(), to: 0 };
     const update = await fetch(`${server.url}/presence/update`, {
       method: 'POST',
       headers: {
@@ -138,13 +140,24 @@ describe('ember-presence-server', () => {
       '/site/online': true,
       '/team/2': false,
     });
+    entered.to = Date.now();
+    // The server runs on the real clock: ann's enter is the first message of a backlog it created.
+    const online = (await (
+      await fetch(`${server.url}/presence/get?channels[]=/site/online`)
+    ).json()) as Record<string, { last_message_id: number | null }>;
+    const enterId = assertNthMessageId(
+      online['/site/online']?.last_message_id,
+      1,
+      entered,
+      "the id of ann's enter",
+    );
 
     // A streamed poll held at shutdown is ended, and the process exits 0. Its headers arrive as soon as it
     // is held (the stream's first chunk), so no sleeping is needed to know it is held.
     const poll = await fetch(`${server.url}/message-bus/cli-poller/poll`, {
       method: 'POST',
       headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ '/presence/site/online': 1 }),
+      body: JSON.stringify({ '/presence/site/online': enterId }),
     });
     assert.equal(poll.status, 200);
     const started = Date.now();

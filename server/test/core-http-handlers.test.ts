@@ -22,6 +22,10 @@ import {
   T,
   type Backend,
 } from './core-backends.js';
+import { messageIds } from './support/message-ids.js';
+
+/** Every backlog of these tests is created at T, the clock's start. */
+const msgId = messageIds(T);
 
 // A UMD module: at run time the default import is the class, but its types describe an ES default export.
 const RouteRecognizer =
@@ -159,7 +163,7 @@ for (const [storeName, createBackend] of backends) {
                   },
                 ],
                 count: 1,
-                last_message_id: 1,
+                last_message_id: msgId(1),
               },
             },
           });
@@ -344,7 +348,7 @@ for (const [storeName, createBackend] of backends) {
                   },
                 ],
                 count: 1,
-                last_message_id: 1,
+                last_message_id: msgId(1),
               },
             });
           }

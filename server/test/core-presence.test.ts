@@ -17,8 +17,11 @@ import {
   T,
   type Backend,
 } from './core-backends.js';
+import { messageIds } from './support/message-ids.js';
 
 const anonymous = null;
+/** Every backlog of these tests is created at T, the clock's start. */
+const msgId = messageIds(T);
 
 /** The channels of the access matrix, one prefix each. */
 const MATRIX_CONFIGS: Record<string, ChannelConfigInput | null> = {
@@ -462,7 +465,7 @@ for (const [storeName, createBackend] of backends) {
             },
           ],
           count: 1,
-          last_message_id: 1,
+          last_message_id: msgId(1),
         });
       });
 
@@ -506,7 +509,7 @@ for (const [storeName, createBackend] of backends) {
         assert.deepEqual(await core.state('/public/x', null), {
           users: [],
           count: 0,
-          last_message_id: 2,
+          last_message_id: msgId(2),
         });
       });
 
@@ -518,7 +521,7 @@ for (const [storeName, createBackend] of backends) {
         );
         assert.deepEqual(await core.state('/count/x', carl), {
           count: 1,
-          last_message_id: 1,
+          last_message_id: msgId(1),
         });
         assert.equal(await core.count('/count/x', null), 1);
       });

@@ -12,6 +12,7 @@ import {
   outsider,
   SAME_SITE_HEADERS,
 } from './support/http-fixtures.js';
+import { messageIds } from './support/message-ids.js';
 import type { CurrentUser } from '../src/core/types.js';
 
 /**
@@ -66,11 +67,13 @@ function headers(user: CurrentUser | null): Record<string, string> {
   return user ? { 'X-Test-User': String(user.id) } : {};
 }
 
-const app = matrixApp();
+/** A fixed clock, so that the ids of the backlogs (all created at NOW) are known exactly. */
+const NOW = Date.UTC(2026, 0, 1);
+const msgId = messageIds(NOW);
+const app = matrixApp({ clock: () => NOW });
 after(() => app.presence.close());
 
 before(async () => {
-  const now = Date.now();
   for (const kind of KINDS) {
     const occupant = OCCUPANT[kind];
     if (!occupant) continue;
@@ -81,7 +84,7 @@ before(async () => {
         'occupant',
         60_000,
         { countOnly: false, audience: null },
-        now,
+        NOW,
       );
     } else {
       await app.presence.present(occupant, CHANNELS[kind], 'occupant');
@@ -224,7 +227,7 @@ describe('access matrix: message-bus delivery', () => {
         // The first message is the occupant's enter (the update tests above may have added more).
         assert.ok(messages.length >= 1);
         assert.equal(messages[0]!.channel, bus);
-        assert.equal(messages[0]!.message_id, 1);
+        assert.equal(messages[0]!.message_id, msgId(1));
         if (kind === 'countOnly') {
           assert.deepEqual(messages[0]!.data, { count_delta: 1 });
           assert.doesNotMatch(

@@ -16,6 +16,7 @@ import {
   outsider,
   SAME_SITE_HEADERS,
 } from './support/http-fixtures.js';
+import { messageIds } from './support/message-ids.js';
 import type { CurrentUser } from '../src/core/types.js';
 
 const closers: (() => Promise<void>)[] = [];
@@ -55,7 +56,9 @@ function update(
 
 describe('GET /presence/get (batched channels[])', () => {
   it('maps each name to its state, or null when missing', async () => {
-    const a = app();
+    const clock = fakeClock();
+    const msgId = messageIds(clock.now());
+    const a = app({ clock: clock.now });
     await a.presence.present(allowedUser, CHANNELS.public, 'tab-1');
     const res = await request(a)
       .get(`/presence/get?${getQuery([CHANNELS.public, CHANNELS.nonexistent])}`)
@@ -65,7 +68,7 @@ describe('GET /presence/get (batched channels[])', () => {
       [CHANNELS.public]: {
         users: [publicFields(allowedUser)],
         count: 1,
-        last_message_id: 1,
+        last_message_id: msgId(1),
       },
       [CHANNELS.nonexistent]: null,
     });

@@ -23,6 +23,7 @@ import {
   testOptions,
   untilPollHeld,
 } from './support/http-fixtures.js';
+import { messageIds } from './support/message-ids.js';
 
 /** A MemoryStore that can be switched "down", failing like an unreachable Redis. */
 function flakyStore(): {
@@ -131,7 +132,9 @@ describe('store unavailable', () => {
 
 describe('createPresenceServer: the server-side API', () => {
   it('presents, leaves, embeds state per user and publishes', async () => {
-    const presence = createPresenceServer(testOptions());
+    const now = Date.UTC(2026, 0, 1);
+    const msgId = messageIds(now);
+    const presence = createPresenceServer(testOptions({ clock: () => now }));
     registerMatrix(presence);
     try {
       await presence.present(allowedUser, CHANNELS.userList, 'server-side');
@@ -140,7 +143,7 @@ describe('createPresenceServer: the server-side API', () => {
         {
           users: [publicFields(allowedUser)],
           count: 1,
-          last_message_id: 1,
+          last_message_id: msgId(1),
         },
       );
       assert.equal(await presence.stateFor(CHANNELS.userList, outsider), null);
@@ -164,7 +167,7 @@ describe('createPresenceServer: the server-side API', () => {
         { unread: 3 },
         { userIds: [1] },
       );
-      assert.equal(message.message_id, 1);
+      assert.equal(message.message_id, msgId(1));
       await assert.rejects(
         presence.publish('/presence/pub/room', {}),
         TypeError,

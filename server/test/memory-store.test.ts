@@ -3,16 +3,28 @@ import { readFile } from 'node:fs/promises';
 import { describe, it } from 'node:test';
 
 import { MemoryStore } from '../src/core/memory-store.js';
+import { messageIds } from './support/message-ids.js';
 import { runStoreContract, user } from './store-contract.js';
 
 runStoreContract('MemoryStore', (options) => {
-  const store = new MemoryStore(options);
-  return Promise.resolve({ store, cleanup: () => store.close() });
+  let store = new MemoryStore(options);
+  return Promise.resolve({
+    store,
+    // A restarted server process starts with an empty store.
+    async reset() {
+      await store.close();
+      store = new MemoryStore(options);
+      return store;
+    },
+    cleanup: () => store.close(),
+  });
 });
 
 const T = 1_764_000_000_000;
 const HOUR = 60 * 60 * 1000;
 const PUBLIC = { countOnly: false, audience: {} };
+/** The ids of a backlog created at T, as most backlogs here are. */
+const msgId = messageIds(T);
 
 describe('MemoryStore', () => {
   it('drops a channel 24 hours after its last activity', async () => {
@@ -33,7 +45,7 @@ describe('MemoryStore', () => {
     const state = await store.state('/site/online', false, T + 36 * HOUR);
     assert.deepEqual(
       state,
-      { users: [], count: 0, last_message_id: 1 },
+      { users: [], count: 0, last_message_id: msgId(1) },
       'the backlog outlives the channel',
     );
     assert.deepEqual(await store.sweep(T + 60 * HOUR), {
@@ -43,20 +55,20 @@ describe('MemoryStore', () => {
     await store.close();
   });
 
-  it('drops a backlog 7 days after its last message, so ids start again at 1', async () => {
+  it('drops a backlog 7 days after its last message, so ids start again, above the old ones', async () => {
     const store = new MemoryStore();
     await store.publish('/chat', 1, {}, T);
     await store.publish('/chat', 2, {}, T + 24 * HOUR);
     await store.ping();
-    assert.deepEqual(await store.lastIds(['/chat']), { '/chat': 2 });
+    assert.deepEqual(await store.lastIds(['/chat']), { '/chat': msgId(2) });
     // Calls without `now` use the newest time the store has seen.
     await store.getConfig('/x', T + 24 * HOUR + 7 * 24 * HOUR);
     assert.deepEqual(await store.lastIds(['/chat']), { '/chat': 0 });
     assert.deepEqual(await store.backlog('/chat', 0), []);
-    assert.equal(
-      (await store.publish('/chat', 3, {}, T + 8 * 24 * HOUR + 1)).message_id,
-      1,
-    );
+    const recreatedAt = T + 8 * 24 * HOUR + 1;
+    const recreated = await store.publish('/chat', 3, {}, recreatedAt);
+    assert.equal(recreated.message_id, messageIds(recreatedAt)(1));
+    assert.ok(recreated.message_id > msgId(2));
     await store.close();
   });
 
@@ -76,7 +88,7 @@ describe('MemoryStore', () => {
     );
     assert.equal((await store.state('/site/online', false, T + 1000)).count, 0);
     assert.deepEqual(await store.lastIds(['/presence/site/online']), {
-      '/presence/site/online': 1,
+      '/presence/site/online': msgId(1),
     });
     await store.state('/site/online', false, T + 2000);
     assert.deepEqual(await store.lastIds(['/chat', '/presence/site/online']), {
@@ -106,11 +118,11 @@ describe('MemoryStore', () => {
       .then(() => events.push('resolved'));
     assert.deepEqual(
       events,
-      ['listener 1'],
+      [`listener ${msgId(1)}`],
       'the listener ran during the call itself',
     );
     await pending;
-    assert.deepEqual(events, ['listener 1', 'resolved']);
+    assert.deepEqual(events, [`listener ${msgId(1)}`, 'resolved']);
     assert.equal(await count, 1, 'the listener saw the change applied');
     await store.close();
   });
@@ -126,7 +138,7 @@ describe('MemoryStore', () => {
     });
     await store.subscribe(['/chat'], (message) => received.push(message.data));
     const message = await store.publish('/chat', 'hi', {}, T);
-    assert.equal(message.message_id, 1);
+    assert.equal(message.message_id, msgId(1));
     assert.deepEqual(received, ['hi']);
     assert.equal((errors[0] as Error).message, 'boom');
     await store.close();
@@ -154,7 +166,7 @@ describe('MemoryStore', () => {
       await store.present(`/site/${i}`, user(i), 'tab', 60_000 + i, PUBLIC, T);
     assert.deepEqual(await store.sweep(T + 60_000), {
       expiredClients: 1,
-      messages: [(await store.backlog('/presence/site/0', 1))[0]!],
+      messages: [(await store.backlog('/presence/site/0', msgId(1)))[0]!],
     });
     await store.close();
   });

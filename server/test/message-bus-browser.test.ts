@@ -8,12 +8,17 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 
 import { MemoryStore } from '../src/core/memory-store.js';
 import { startBusServer, until, type BusServer } from './support/bus-http.js';
+import { messageIds } from './support/message-ids.js';
 
 /**
  * The real `message-bus-client` in Chromium, with the browser's own XMLHttpRequest, against this server:
  * the same library the addon ships, in the environment it ships to. The page loads the client as a plain
  * script (its UMD attaches `window.MessageBus`) and gives it a small jQuery-less ajax adapter.
  */
+
+/** The server publishes on a clock stopped at T, so every backlog here is created at T. */
+const T = 1_764_000_000_000;
+const msgId = messageIds(T);
 
 const CHROMIUM = process.env['CHROME_BIN'] ?? '/usr/bin/chromium';
 const clientSource = readFileSync(
@@ -87,7 +92,7 @@ describe('the real message-bus-client in Chromium against this server', () => {
 
   async function open(): Promise<void> {
     server = await startBusServer(
-      { store: new MemoryStore(), longPollMs: 5000 },
+      { store: new MemoryStore(), clock: () => T, longPollMs: 5000 },
       (app) => {
         app.get(
           '/',
@@ -138,8 +143,8 @@ describe('the real message-bus-client in Chromium against this server', () => {
       assert.deepEqual(
         await page.evaluate(() => (globalThis as unknown as TestPage).received),
         [
-          { data: { text: 'hello' }, messageId: 1 },
-          { data: { text: 'again' }, messageId: 2 },
+          { data: { text: 'hello' }, messageId: msgId(1) },
+          { data: { text: 'again' }, messageId: msgId(2) },
         ],
       );
       const headers = await page.evaluate(

@@ -15,6 +15,7 @@ import {
   type BusServer,
   IDLE_ROUTER_STATS,
 } from './support/bus-http.js';
+import { messageIds } from './support/message-ids.js';
 
 /** What a subscription callback received. */
 interface Received {
@@ -22,6 +23,10 @@ interface Received {
   globalId: number;
   messageId: number;
 }
+
+/** The server publishes on a clock stopped at T, so every backlog here is created at T. */
+const T = 1_764_000_000_000;
+const msgId = messageIds(T);
 
 const ann: CurrentUser = {
   id: 1,
@@ -44,6 +49,7 @@ async function setup(options: { longPollMs?: number } = {}): Promise<{
 }> {
   const server = await startBusServer({
     store: new MemoryStore(),
+    clock: () => T,
     longPollMs: options.longPollMs ?? 2000,
     // The client sends its own headers only; the hook sees them like it would see a session cookie.
     currentUser: (req: Request) =>
@@ -97,12 +103,12 @@ describe('the real message-bus-client against this server', () => {
     assert.deepEqual(
       received.map(({ data, messageId }) => [data, messageId]),
       [
-        [{ text: 'hello' }, 1],
-        [{ text: 'again' }, 2],
+        [{ text: 'hello' }, msgId(1)],
+        [{ text: 'again' }, msgId(2)],
       ],
     );
     assert.ok(received[0]!.globalId > 0);
-    assert.equal(client.callbacks[0]!.last_id, 2);
+    assert.equal(client.callbacks[0]!.last_id, msgId(2));
     const first = requests[0]!;
     assert.match(
       first.url,
@@ -146,8 +152,8 @@ describe('the real message-bus-client against this server', () => {
     assert.deepEqual(
       received.map(({ data, messageId }) => [data, messageId]),
       [
-        ['one', 1],
-        ['two', 2],
+        ['one', msgId(1)],
+        ['two', msgId(2)],
       ],
     );
     assert.ok(
@@ -185,7 +191,7 @@ describe('the real message-bus-client against this server', () => {
     assert.equal(received[2]!.data, 'fifth');
     assert.equal(
       client.callbacks[0]!.last_id,
-      5,
+      msgId(5),
       'the status entry moved the client past the filtered message',
     );
   });

@@ -23,8 +23,14 @@ import {
 } from '../src/core/message-bus/index.js';
 import type { PresenceStore } from '../src/core/store.js';
 import type { BusMessage, ChannelConfig } from '../src/core/types.js';
+import { messageIds } from './support/message-ids.js';
 
 const T = 1_764_000_000_000;
+/** The ids of a backlog created at T: every bus here publishes on a clock stopped at T. */
+const msgId = messageIds(T);
+/** `ids()` of a status entry. */
+const status = (lastIds: Record<string, number>): string =>
+  `status:${JSON.stringify(lastIds)}`;
 const FORM = 'application/x-www-form-urlencoded';
 
 const anonymous: BusRequester = { clientId: 'tab-anon', user: null };
@@ -464,15 +470,15 @@ describe('MessageBus.poll id rules', () => {
     const { bus } = await busWith(3);
     assert.deepEqual(await bus.poll(request({ '/chat': null }), anonymous), {
       messages: [],
-      cursor: { '/chat': 3 },
+      cursor: { '/chat': msgId(3) },
     });
   });
 
   it('-1: from now, with a status entry carrying the last id', async () => {
     const { bus } = await busWith(3);
     const result = await bus.poll(request({ '/chat': -1 }), anonymous);
-    assert.deepEqual(result.messages, [statusMessage({ '/chat': 3 })]);
-    assert.deepEqual(result.cursor, { '/chat': 3 });
+    assert.deepEqual(result.messages, [statusMessage({ '/chat': msgId(3) })]);
+    assert.deepEqual(result.cursor, { '/chat': msgId(3) });
   });
 
   it('-1 on a channel without messages: status 0', async () => {
@@ -487,15 +493,15 @@ describe('MessageBus.poll id rules', () => {
     const { bus } = await busWith(5);
     assert.deepEqual(
       ids((await bus.poll(request({ '/chat': -2 }), anonymous)).messages),
-      [5],
+      [5].map(msgId),
     );
     assert.deepEqual(
       ids((await bus.poll(request({ '/chat': -4 }), anonymous)).messages),
-      [3, 4, 5],
+      [3, 4, 5].map(msgId),
     );
     assert.deepEqual(
       ids((await bus.poll(request({ '/chat': -100 }), anonymous)).messages),
-      [1, 2, 3, 4, 5],
+      [1, 2, 3, 4, 5].map(msgId),
     );
   });
 
@@ -510,11 +516,11 @@ describe('MessageBus.poll id rules', () => {
   it('0: the whole backlog', async () => {
     const { bus } = await busWith(3);
     const result = await bus.poll(request({ '/chat': 0 }), anonymous);
-    assert.deepEqual(ids(result.messages), [1, 2, 3]);
-    assert.deepEqual(result.cursor, { '/chat': 3 });
+    assert.deepEqual(ids(result.messages), [1, 2, 3].map(msgId));
+    assert.deepEqual(result.cursor, { '/chat': msgId(3) });
     assert.deepEqual(result.messages[0], {
       global_id: result.messages[0]!.global_id,
-      message_id: 1,
+      message_id: msgId(1),
       channel: '/chat',
       data: 1,
     });
@@ -523,24 +529,24 @@ describe('MessageBus.poll id rules', () => {
   it('k > 0: messages with id > k', async () => {
     const { bus } = await busWith(5);
     assert.deepEqual(
-      ids((await bus.poll(request({ '/chat': 3 }), anonymous)).messages),
-      [4, 5],
+      ids((await bus.poll(request({ '/chat': msgId(3) }), anonymous)).messages),
+      [4, 5].map(msgId),
     );
   });
 
   it('k equal to the last id: nothing, wait from k', async () => {
     const { bus } = await busWith(5);
-    assert.deepEqual(await bus.poll(request({ '/chat': 5 }), anonymous), {
-      messages: [],
-      cursor: { '/chat': 5 },
-    });
+    assert.deepEqual(
+      await bus.poll(request({ '/chat': msgId(5) }), anonymous),
+      { messages: [], cursor: { '/chat': msgId(5) } },
+    );
   });
 
   it('an id beyond the last id (the backlog was reset): treated as -1', async () => {
     const { bus } = await busWith(2);
-    const result = await bus.poll(request({ '/chat': 40 }), anonymous);
-    assert.deepEqual(result.messages, [statusMessage({ '/chat': 2 })]);
-    assert.deepEqual(result.cursor, { '/chat': 2 });
+    const result = await bus.poll(request({ '/chat': msgId(40) }), anonymous);
+    assert.deepEqual(result.messages, [statusMessage({ '/chat': msgId(2) })]);
+    assert.deepEqual(result.cursor, { '/chat': msgId(2) });
   });
 
   it('answers several channels in request order with one status entry last', async () => {
@@ -550,18 +556,26 @@ describe('MessageBus.poll id rules', () => {
       request({ '/a': 0, '/b': -1, '/c': -1, '/d': null }),
       anonymous,
     );
-    assert.deepEqual(ids(result.messages), [1, 'status:{"/b":2,"/c":0}']);
+    assert.deepEqual(ids(result.messages), [
+      msgId(1),
+      status({ '/b': msgId(2), '/c': 0 }),
+    ]);
     assert.equal(result.messages[0]!.channel, '/a');
-    assert.deepEqual(result.cursor, { '/a': 1, '/b': 2, '/c': 0, '/d': 0 });
+    assert.deepEqual(result.cursor, {
+      '/a': msgId(1),
+      '/b': msgId(2),
+      '/c': 0,
+      '/d': 0,
+    });
   });
 
   it('continues from the newest id when older messages were trimmed from a capped backlog', async () => {
     const store = new MemoryStore({ backlogSize: 2 });
     const bus = new MessageBus({ store, clock: () => T, logger: silent });
     for (let n = 1; n <= 5; n += 1) await bus.publish('/chat', n);
-    const result = await bus.poll(request({ '/chat': 1 }), anonymous);
-    assert.deepEqual(ids(result.messages), [4, 5]);
-    assert.deepEqual(result.cursor, { '/chat': 5 });
+    const result = await bus.poll(request({ '/chat': msgId(1) }), anonymous);
+    assert.deepEqual(ids(result.messages), [4, 5].map(msgId));
+    assert.deepEqual(result.cursor, { '/chat': msgId(5) });
   });
 });
 
@@ -579,31 +593,31 @@ describe('MessageBus.poll audience filtering', () => {
     const bus = await restrictedBus();
     assert.deepEqual(
       ids((await bus.poll(request({ '/chat': 0 }), ann)).messages),
-      [1, 2, 4, 'status:{"/chat":4}'],
+      [msgId(1), msgId(2), msgId(4), status({ '/chat': msgId(4) })],
     );
     assert.deepEqual(
       ids((await bus.poll(request({ '/chat': 0 }), bob)).messages),
-      [1, 3, 'status:{"/chat":4}'],
+      [msgId(1), msgId(3), status({ '/chat': msgId(4) })],
     );
     assert.deepEqual(
       ids((await bus.poll(request({ '/chat': 0 }), anonymous)).messages),
-      [1, 'status:{"/chat":4}'],
+      [msgId(1), status({ '/chat': msgId(4) })],
     );
   });
 
   it('a filtered message still advances the client through a status entry', async () => {
     const { bus } = await busWith(1);
     await bus.publish('/chat', 'secret', { userIds: [1] });
-    const result = await bus.poll(request({ '/chat': 1 }), bob);
-    assert.deepEqual(result.messages, [statusMessage({ '/chat': 2 })]);
-    assert.deepEqual(result.cursor, { '/chat': 2 });
+    const result = await bus.poll(request({ '/chat': msgId(1) }), bob);
+    assert.deepEqual(result.messages, [statusMessage({ '/chat': msgId(2) })]);
+    assert.deepEqual(result.cursor, { '/chat': msgId(2) });
   });
 
   it('no status entry when nothing was filtered', async () => {
     const bus = await restrictedBus();
     assert.deepEqual(
-      ids((await bus.poll(request({ '/chat': 3 }), ann)).messages),
-      [4],
+      ids((await bus.poll(request({ '/chat': msgId(3) }), ann)).messages),
+      [msgId(4)],
     );
   });
 
@@ -613,7 +627,7 @@ describe('MessageBus.poll audience filtering', () => {
     await bus.publish('/chat', 'public'); // 2
     assert.deepEqual(
       ids((await bus.poll(request({ '/chat': 0 }), ann)).messages),
-      [2, 'status:{"/chat":2}'],
+      [msgId(2), status({ '/chat': msgId(2) })],
     );
   });
 
@@ -622,7 +636,7 @@ describe('MessageBus.poll audience filtering', () => {
     await bus.publish('/chat', 'secret', { clientIds: ['other-tab'] });
     assert.deepEqual(
       ids((await bus.poll(request({ '/chat': -3 }), ann)).messages),
-      [1, 'status:{"/chat":2}'],
+      [msgId(1), status({ '/chat': msgId(2) })],
     );
   });
 });
@@ -637,7 +651,7 @@ describe('MessageBus canFollow', () => {
       canFollow: (channel) => channel !== '/secret',
     });
     for (let n = 1; n <= 3; n += 1) await bus.publish('/secret', n);
-    for (const lastId of [-1, 0, 2, 40, -3, null]) {
+    for (const lastId of [-1, 0, msgId(2), msgId(40), -3, null]) {
       const secret = await bus.poll(request({ '/secret': lastId }), ann);
       const unknown = await bus.poll(request({ '/unknown': lastId }), ann);
       assert.deepEqual(
@@ -647,7 +661,7 @@ describe('MessageBus canFollow', () => {
       );
     }
     assert.deepEqual(
-      (await bus.poll(request({ '/secret': 2 }), ann)).cursor,
+      (await bus.poll(request({ '/secret': msgId(2) }), ann)).cursor,
       {},
       'a forbidden channel is not watched',
     );
@@ -753,7 +767,7 @@ describe('MessageBus.watch and wait', () => {
     const { cursor } = await bus.poll(request({ '/chat': null }), ann);
     const waiting = bus.wait(cursor, ann, { timeoutMs: 5000 });
     await bus.publish('/chat', 'hello');
-    assert.deepEqual(ids(await waiting), [2]);
+    assert.deepEqual(ids(await waiting), [msgId(2)]);
     assert.deepEqual(bus.stats(), {
       subscribedChannels: 0,
       listeners: 0,
@@ -766,7 +780,9 @@ describe('MessageBus.watch and wait', () => {
     const waiting = bus.wait({ '/chat': 0 }, bob, { timeoutMs: 50 });
     await new Promise((resolve) => setImmediate(resolve));
     await bus.publish('/chat', 'secret', { userIds: [1] });
-    assert.deepEqual(await keepAlive(waiting), [statusMessage({ '/chat': 1 })]);
+    assert.deepEqual(await keepAlive(waiting), [
+      statusMessage({ '/chat': msgId(1) }),
+    ]);
   });
 
   it('wait delivers a filtered-then-visible pair as the visible message plus a status entry', async () => {
@@ -775,7 +791,10 @@ describe('MessageBus.watch and wait', () => {
     await new Promise((resolve) => setImmediate(resolve));
     await bus.publish('/a', 'secret', { userIds: [1] });
     await bus.publish('/b', 'visible');
-    assert.deepEqual(ids(await waiting), [1, 'status:{"/a":1}']);
+    assert.deepEqual(ids(await waiting), [
+      msgId(1),
+      status({ '/a': msgId(1) }),
+    ]);
   });
 
   it('wait resolves with [] at the timeout and releases its subscription', async () => {
@@ -797,6 +816,7 @@ describe('MessageBus.watch and wait', () => {
     const store = new MemoryStore();
     const bus = new MessageBus({
       store,
+      clock: () => T,
       logger: silent,
       timers: {
         setTimeout(callback) {
@@ -815,7 +835,7 @@ describe('MessageBus.watch and wait', () => {
     const answered = bus.wait({ '/chat': 0 }, ann, { timeoutMs: 25_000 });
     await new Promise((resolve) => setImmediate(resolve));
     await bus.publish('/chat', 1);
-    assert.deepEqual(ids(await answered), [1]);
+    assert.deepEqual(ids(await answered), [msgId(1)]);
     assert.equal(pending.size, 0, 'every wait cleared its timer');
   });
 
@@ -845,12 +865,12 @@ describe('MessageBus.watch and wait', () => {
 
   it('watch catches a message published between the poll and the subscription', async () => {
     const { bus } = await busWith(1);
-    const { cursor } = await bus.poll(request({ '/chat': 1 }), ann);
+    const { cursor } = await bus.poll(request({ '/chat': msgId(1) }), ann);
     await bus.publish('/chat', 'raced'); // the poll's cursor is now stale
     const batches: WireMessage[][] = [];
     const watch = await bus.watch(cursor, ann, (batch) => batches.push(batch));
     await new Promise((resolve) => setImmediate(resolve));
-    assert.deepEqual(batches.map(ids), [[2]]);
+    assert.deepEqual(batches.map(ids), [[msgId(2)]]);
     watch.close();
   });
 
@@ -879,7 +899,10 @@ describe('MessageBus.watch and wait', () => {
     dropNotifications = false;
     await bus.publish('/chat', 4); // reveals the gap: 2 and 3 come from the backlog
     await new Promise((resolve) => setImmediate(resolve));
-    assert.deepEqual(batches.map(ids), [[1], [2, 3, 4]]);
+    assert.deepEqual(batches.map(ids), [
+      [msgId(1)],
+      [msgId(2), msgId(3), msgId(4)],
+    ]);
     watch.close();
     await bus.publish('/chat', 5);
     assert.equal(batches.flat().length, 4, 'nothing after close');

@@ -14,6 +14,7 @@ import {
   type BusServer,
   IDLE_ROUTER_STATS,
 } from './support/bus-http.js';
+import { messageIds } from './support/message-ids.js';
 import {
   connectTestRedis,
   deleteKeys,
@@ -26,6 +27,10 @@ import {
  * own connections (as two processes would), sharing one Redis and key prefix; fan-out goes through
  * sharded pub/sub. Before the RedisStore exists the same tests run on one shared MemoryStore.
  */
+
+/** Both instances publish on one clock stopped at T, so every backlog here is created at T. */
+const T = 1_764_000_000_000;
+const msgId = messageIds(T);
 
 const hasRedisStore = existsSync(
   new URL('../src/store/redis-store.ts', import.meta.url),
@@ -112,10 +117,12 @@ describe(`message-bus fan-out between two server instances (${hasRedisStore ? 'R
   async function twoInstances(): Promise<[BusServer, BusServer]> {
     const first = await startBusServer({
       store: await backend.store(),
+      clock: () => T,
       longPollMs: 5000,
     });
     const second = await startBusServer({
       store: await backend.store(),
+      clock: () => T,
       longPollMs: 5000,
     });
     servers.push(first, second);
@@ -140,7 +147,7 @@ describe(`message-bus fan-out between two server instances (${hasRedisStore ? 'R
     const body = JSON.parse(await held.body) as WireMessage[];
     assert.deepEqual(
       body.map((m) => [m.channel, m.message_id, m.data]),
-      [[channel, 1, { from: 'a' }]],
+      [[channel, msgId(1), { from: 'a' }]],
     );
     await until(
       () => b.router.stats().subscribedChannels === 0,
@@ -160,7 +167,7 @@ describe(`message-bus fan-out between two server instances (${hasRedisStore ? 'R
     for (let n = 1; n <= 5; n += 1) await a.router.bus.publish(channel, n);
     const received: WireMessage[] = [];
     while (received.length < 5) received.push(...(await stream.nextChunk()));
-    assert.deepEqual(ids(received), [1, 2, 3, 4, 5]);
+    assert.deepEqual(ids(received), [1, 2, 3, 4, 5].map(msgId));
     assert.deepEqual(
       received.map((m) => m.data),
       [1, 2, 3, 4, 5],
@@ -191,7 +198,7 @@ describe(`message-bus fan-out between two server instances (${hasRedisStore ? 'R
     assert.deepEqual(
       body.map((m) => [m.channel, m.message_id]),
       [
-        [channel, 2],
+        [channel, msgId(2)],
         ['/__status', -1],
       ],
     );
@@ -204,7 +211,7 @@ describe(`message-bus fan-out between two server instances (${hasRedisStore ? 'R
     await b.router.bus.publish(channel, 'two');
     const fromA = await poll(a.origin, { dlp: true, body: { [channel]: 0 } });
     const fromB = await poll(b.origin, { dlp: true, body: { [channel]: 0 } });
-    assert.deepEqual(ids(fromA.body as WireMessage[]), [1, 2]);
+    assert.deepEqual(ids(fromA.body as WireMessage[]), [1, 2].map(msgId));
     assert.deepEqual(fromB.body, fromA.body);
   });
 
@@ -225,7 +232,9 @@ describe(`message-bus fan-out between two server instances (${hasRedisStore ? 'R
     );
     await b.router.bus.publish(channel, 'everyone');
     for (const held of polls)
-      assert.deepEqual(ids(JSON.parse(await held.body) as WireMessage[]), [1]);
+      assert.deepEqual(ids(JSON.parse(await held.body) as WireMessage[]), [
+        msgId(1),
+      ]);
   });
 
   it('1,000 polls held across both instances and aborted leave no poll, timer, listener or Redis subscription', async () => {

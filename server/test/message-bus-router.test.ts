@@ -25,8 +25,14 @@ import {
   type BusServer,
   IDLE_ROUTER_STATS,
 } from './support/bus-http.js';
+import { messageIds } from './support/message-ids.js';
 
 const T = 1_764_000_000_000;
+/** The ids of a backlog created at T: every bus here publishes on a clock stopped at T. */
+const msgId = messageIds(T);
+/** `ids()` of a status entry. */
+const status = (lastIds: Record<string, number>): string =>
+  `status:${JSON.stringify(lastIds)}`;
 const NO_CACHE = {
   'cache-control': 'must-revalidate, private, max-age=0',
   pragma: 'no-cache',
@@ -114,7 +120,7 @@ describe('message-bus router: immediate answers (?dlp=t)', () => {
     const { origin } = await serve({}, 3);
     const res = await poll(origin, {
       dlp: true,
-      body: { '/chat': 3, __seq: 1 },
+      body: { '/chat': msgId(3), __seq: 1 },
     });
     assert.equal(res.status, 200);
     assert.deepEqual(res.body, []);
@@ -134,14 +140,14 @@ describe('message-bus router: immediate answers (?dlp=t)', () => {
     const { origin } = await serve({}, 3);
     assert.deepEqual(
       (await poll(origin, { dlp: true, body: { '/chat': -1 } })).body,
-      [statusMessage({ '/chat': 3 })],
+      [statusMessage({ '/chat': msgId(3) })],
     );
   });
 
   it('-N: the last N-1 messages in wire shape', async () => {
     const { origin } = await serve({}, 5);
     const { body } = await poll(origin, { dlp: true, body: { '/chat': -3 } });
-    assert.deepEqual(ids(body), [4, 5]);
+    assert.deepEqual(ids(body), [4, 5].map(msgId));
     const first = (body as WireMessage[])[0]!;
     assert.deepEqual(Object.keys(first).sort(), [
       'channel',
@@ -151,7 +157,7 @@ describe('message-bus router: immediate answers (?dlp=t)', () => {
     ]);
     assert.deepEqual(
       { ...first, global_id: 0 },
-      { global_id: 0, message_id: 4, channel: '/chat', data: 4 },
+      { global_id: 0, message_id: msgId(4), channel: '/chat', data: 4 },
     );
   });
 
@@ -159,23 +165,25 @@ describe('message-bus router: immediate answers (?dlp=t)', () => {
     const { origin } = await serve({}, 3);
     assert.deepEqual(
       ids((await poll(origin, { dlp: true, body: { '/chat': 0 } })).body),
-      [1, 2, 3],
+      [1, 2, 3].map(msgId),
     );
   });
 
   it('k: messages after k', async () => {
     const { origin } = await serve({}, 4);
     assert.deepEqual(
-      ids((await poll(origin, { dlp: true, body: { '/chat': 2 } })).body),
-      [3, 4],
+      ids(
+        (await poll(origin, { dlp: true, body: { '/chat': msgId(2) } })).body,
+      ),
+      [3, 4].map(msgId),
     );
   });
 
   it('beyond the last id: a status entry, as for -1', async () => {
     const { origin } = await serve({}, 2);
     assert.deepEqual(
-      (await poll(origin, { dlp: true, body: { '/chat': 99 } })).body,
-      [statusMessage({ '/chat': 2 })],
+      (await poll(origin, { dlp: true, body: { '/chat': msgId(99) } })).body,
+      [statusMessage({ '/chat': msgId(2) })],
     );
   });
 
@@ -184,9 +192,9 @@ describe('message-bus router: immediate answers (?dlp=t)', () => {
     const res = await poll(origin, {
       dlp: true,
       json: true,
-      body: { '/chat': 1, __seq: 4 },
+      body: { '/chat': msgId(1), __seq: 4 },
     });
-    assert.deepEqual(ids(res.body), [2, 3]);
+    assert.deepEqual(ids(res.body), [2, 3].map(msgId));
   });
 
   it('ignores anything after /poll', async () => {
@@ -195,7 +203,7 @@ describe('message-bus router: immediate answers (?dlp=t)', () => {
       path: '/message-bus/abc/poll/extra/segments?dlp=t&x=1',
       body: { '/chat': 0 },
     });
-    assert.deepEqual(ids(res.body), [1]);
+    assert.deepEqual(ids(res.body), [msgId(1)]);
   });
 
   it('answers a poll of no channels at once with []', async () => {
@@ -206,7 +214,7 @@ describe('message-bus router: immediate answers (?dlp=t)', () => {
 
   it('works behind the host app’s own JSON and form body parsers', async () => {
     const store = new MemoryStore();
-    const bus = new MessageBus({ store });
+    const bus = new MessageBus({ store, clock: () => T });
     await bus.publish('/chat', 1);
     const server = await startBusServer({ bus, currentUser }, (app) => {
       app.use(express.json());
@@ -218,7 +226,7 @@ describe('message-bus router: immediate answers (?dlp=t)', () => {
       ids(
         (await poll(server.origin, { dlp: true, body: { '/chat': 0 } })).body,
       ),
-      [1],
+      [msgId(1)],
     );
     assert.deepEqual(
       ids(
@@ -230,14 +238,14 @@ describe('message-bus router: immediate answers (?dlp=t)', () => {
           })
         ).body,
       ),
-      [1],
+      [msgId(1)],
     );
     const text = await poll(server.origin, {
       dlp: true,
       raw: '{"/chat":0}',
       headers: { 'Content-Type': 'text/plain' },
     });
-    assert.deepEqual(ids(text.body), [1]);
+    assert.deepEqual(ids(text.body), [msgId(1)]);
   });
 });
 
@@ -470,8 +478,11 @@ describe('message-bus router: OPTIONS', () => {
 describe('message-bus router: long polling (Dont-Chunk: true)', () => {
   it('answers at once when the backlog has something', async () => {
     const { origin, server } = await serve({}, 2);
-    const res = await poll(origin, { dontChunk: true, body: { '/chat': 1 } });
-    assert.deepEqual(ids(res.body), [2]);
+    const res = await poll(origin, {
+      dontChunk: true,
+      body: { '/chat': msgId(1) },
+    });
+    assert.deepEqual(ids(res.body), [msgId(2)]);
     assert.equal(res.headers['content-type'], JSON_TYPE);
     assert.equal(server.router.stats().heldPolls, 0);
   });
@@ -480,7 +491,7 @@ describe('message-bus router: long polling (Dont-Chunk: true)', () => {
     const { origin } = await serve({}, 2);
     assert.deepEqual(
       (await poll(origin, { dontChunk: true, body: { '/chat': -1 } })).body,
-      [statusMessage({ '/chat': 2 })],
+      [statusMessage({ '/chat': msgId(2) })],
     );
   });
 
@@ -488,7 +499,7 @@ describe('message-bus router: long polling (Dont-Chunk: true)', () => {
     const { origin, bus, server } = await serve({}, 2);
     const open = openPoll(origin, {
       dontChunk: true,
-      body: { '/chat': 2, __seq: 1 },
+      body: { '/chat': msgId(2), __seq: 1 },
     });
     await until(
       () =>
@@ -505,7 +516,7 @@ describe('message-bus router: long polling (Dont-Chunk: true)', () => {
     const body = JSON.parse(await open.body) as WireMessage[];
     assert.deepEqual(
       body.map((m) => [m.message_id, m.data]),
-      [[3, 'hello']],
+      [[msgId(3), 'hello']],
     );
     await until(
       () => server.router.stats().heldPolls === 0,
@@ -522,12 +533,15 @@ describe('message-bus router: long polling (Dont-Chunk: true)', () => {
       'the poll is held',
     );
     await bus.publish('/chat', 'next');
-    assert.deepEqual(ids(JSON.parse(await open.body)), [3]);
+    assert.deepEqual(ids(JSON.parse(await open.body)), [msgId(3)]);
   });
 
   it('answers [] when nothing arrives before longPollMs', async () => {
     const { origin, server } = await serve({ longPollMs: 30 }, 1);
-    const res = await poll(origin, { dontChunk: true, body: { '/chat': 1 } });
+    const res = await poll(origin, {
+      dontChunk: true,
+      body: { '/chat': msgId(1) },
+    });
     assert.equal(res.status, 200);
     assert.deepEqual(res.body, []);
     assertNoCache(res.headers);
@@ -548,7 +562,7 @@ describe('message-bus router: long polling (Dont-Chunk: true)', () => {
     const body = JSON.parse(await open.body) as WireMessage[];
     assert.deepEqual(
       body.map((m) => [m.channel, m.message_id]),
-      [['/b', 1]],
+      [['/b', msgId(1)]],
     );
   });
 });
@@ -556,7 +570,7 @@ describe('message-bus router: long polling (Dont-Chunk: true)', () => {
 describe('message-bus router: chunked streaming', () => {
   it('streams an initial [], each message as it arrives, and a final [] at the timeout', async () => {
     const { origin, bus, server } = await serve({ longPollMs: 300 }, 1);
-    const open = openPoll(origin, { body: { '/chat': 1, __seq: 1 } });
+    const open = openPoll(origin, { body: { '/chat': msgId(1), __seq: 1 } });
     const { status, headers } = await open.response;
     assert.equal(status, 200);
     assert.equal(headers['content-type'], STREAM_TYPE);
@@ -579,7 +593,7 @@ describe('message-bus router: chunked streaming', () => {
     );
     assert.equal(server.router.stats().streams, 1);
     await bus.publish('/chat', 'two');
-    assert.deepEqual(ids(await open.nextChunk()), [2]);
+    assert.deepEqual(ids(await open.nextChunk()), [msgId(2)]);
     await bus.publish('/chat', 'three');
     await bus.publish('/chat', 'four');
     const later = [
@@ -588,12 +602,14 @@ describe('message-bus router: chunked streaming', () => {
         ? []
         : await open.nextChunk()),
     ];
-    assert.deepEqual(ids(later), [3, 4]);
+    assert.deepEqual(ids(later), [3, 4].map(msgId));
     const text = await open.body;
     assert.ok(text.endsWith('[]\r\n|\r\n'), 'a final [] chunk');
     assert.match(
       text,
-      /^\[\]\r\n\|\r\n\[\{"global_id":\d+,"message_id":2,"channel":"\/chat","data":"two"\}\]\r\n\|\r\n/,
+      new RegExp(
+        String.raw`^\[\]\r\n\|\r\n\[\{"global_id":\d+,"message_id":${msgId(2)},"channel":"\/chat","data":"two"\}\]\r\n\|\r\n`,
+      ),
     );
     await until(() => server.router.stats().heldPolls === 0, 'released');
     assert.equal(server.router.stats().timers, 0);
@@ -601,22 +617,24 @@ describe('message-bus router: chunked streaming', () => {
 
   it('sends what the backlog has as the first chunk (no initial []) and keeps streaming', async () => {
     const { origin, bus, server } = await serve({ longPollMs: 2000 }, 3);
-    const open = openPoll(origin, { body: { '/chat': 1 } });
-    assert.deepEqual(ids(await open.nextChunk()), [2, 3]);
+    const open = openPoll(origin, { body: { '/chat': msgId(1) } });
+    assert.deepEqual(ids(await open.nextChunk()), [2, 3].map(msgId));
     await until(() => server.router.stats().listeners === 1, 'still held');
     await bus.publish('/chat', 4);
-    assert.deepEqual(ids(await open.nextChunk()), [4]);
+    assert.deepEqual(ids(await open.nextChunk()), [msgId(4)]);
     open.abort();
   });
 
   it('sends a -1 status entry as the first chunk', async () => {
     const { origin } = await serve({ longPollMs: 20 }, 3);
     const open = openPoll(origin, { body: { '/chat': -1 } });
-    assert.deepEqual(await open.nextChunk(), [statusMessage({ '/chat': 3 })]);
+    assert.deepEqual(await open.nextChunk(), [
+      statusMessage({ '/chat': msgId(3) }),
+    ]);
     assert.deepEqual(await open.nextChunk(), []);
     assert.equal(
       await open.body,
-      `${JSON.stringify([statusMessage({ '/chat': 3 })])}\r\n|\r\n[]\r\n|\r\n`,
+      `${JSON.stringify([statusMessage({ '/chat': msgId(3) })])}\r\n|\r\n[]\r\n|\r\n`,
     );
   });
 
@@ -635,7 +653,7 @@ describe('message-bus router: chunked streaming', () => {
     const { origin } = await serve({}, 1);
     const res = await poll(origin, { dlp: true, body: { '/chat': 0 } });
     assert.equal(res.headers['content-type'], JSON_TYPE);
-    assert.deepEqual(ids(res.body), [1]);
+    assert.deepEqual(ids(res.body), [msgId(1)]);
   });
 });
 
@@ -655,15 +673,14 @@ describe('message-bus router: audience filtering over HTTP', () => {
     }); // 6
   }
 
-  const expected: Array<
-    [string, string | null, string, Array<number | string>]
-  > = [
-    ['anonymous on another tab', null, 'tab-y', [1, 'status:{"/chat":6}']],
-    ['anonymous on tab-x', null, 'tab-x', [1, 5, 'status:{"/chat":6}']],
-    ['ann on another tab', 'ann', 'tab-y', [1, 2, 4, 'status:{"/chat":6}']],
-    ['ann on tab-x', 'ann', 'tab-x', [1, 2, 4, 5, 6, 'status:{"/chat":6}']],
-    ['bob on another tab', 'bob', 'tab-y', [1, 3, 4, 'status:{"/chat":6}']],
-    ['bob on tab-x', 'bob', 'tab-x', [1, 3, 4, 5, 'status:{"/chat":6}']],
+  /** Requester, its user and tab, and the numbers of the messages it receives (then a status entry). */
+  const expected: Array<[string, string | null, string, number[]]> = [
+    ['anonymous on another tab', null, 'tab-y', [1]],
+    ['anonymous on tab-x', null, 'tab-x', [1, 5]],
+    ['ann on another tab', 'ann', 'tab-y', [1, 2, 4]],
+    ['ann on tab-x', 'ann', 'tab-x', [1, 2, 4, 5, 6]],
+    ['bob on another tab', 'bob', 'tab-y', [1, 3, 4]],
+    ['bob on tab-x', 'bob', 'tab-x', [1, 3, 4, 5]],
   ];
   for (const [name, user, clientId, want] of expected) {
     it(`${name} receives exactly its messages`, async () => {
@@ -675,7 +692,10 @@ describe('message-bus router: audience filtering over HTTP', () => {
         body: { '/chat': 0 },
         headers: user ? as(user) : {},
       });
-      assert.deepEqual(ids(res.body), want);
+      assert.deepEqual(ids(res.body), [
+        ...want.map(msgId),
+        status({ '/chat': msgId(6) }),
+      ]);
       assert.ok(
         !/user_ids|group_ids|client_ids/.test(res.text),
         'no audience on the wire',
@@ -699,10 +719,10 @@ describe('message-bus router: audience filtering over HTTP', () => {
     });
     await until(() => server.router.stats().listeners === 2, 'both held');
     await bus.publish('/chat', 'for ann', { userIds: [1] });
-    assert.deepEqual(ids(JSON.parse(await annPoll.body)), [1]);
+    assert.deepEqual(ids(JSON.parse(await annPoll.body)), [msgId(1)]);
     assert.equal(bobPoll.ended(), false, 'bob is still waiting');
     assert.deepEqual(JSON.parse(await bobPoll.body), [
-      statusMessage({ '/chat': 1 }),
+      statusMessage({ '/chat': msgId(1) }),
     ]);
   });
 
@@ -717,7 +737,10 @@ describe('message-bus router: audience filtering over HTTP', () => {
     await until(() => server.router.stats().listeners === 2, 'held');
     await bus.publish('/a', 'for ann', { userIds: [1] });
     await bus.publish('/b', 'for everyone');
-    assert.deepEqual(ids(await stream.nextChunk()), [1, 'status:{"/a":1}']);
+    assert.deepEqual(ids(await stream.nextChunk()), [
+      msgId(1),
+      status({ '/a': msgId(1) }),
+    ]);
     stream.abort();
   });
 
@@ -733,7 +756,7 @@ describe('message-bus router: audience filtering over HTTP', () => {
     await bus.publish('/chat', 'for ann', { userIds: [1] });
     assert.equal(
       await stream.body,
-      `[]\r\n|\r\n${JSON.stringify([statusMessage({ '/chat': 1 })])}\r\n|\r\n[]\r\n|\r\n`,
+      `[]\r\n|\r\n${JSON.stringify([statusMessage({ '/chat': msgId(1) })])}\r\n|\r\n[]\r\n|\r\n`,
     );
   });
 
@@ -832,19 +855,19 @@ describe('message-bus router: held polls per client', () => {
       'one store subscription for both',
     );
     await bus.publish('/chat', 'x');
-    assert.deepEqual(ids(JSON.parse(await a.body)), [1]);
-    assert.deepEqual(ids(JSON.parse(await b.body)), [1]);
+    assert.deepEqual(ids(JSON.parse(await a.body)), [msgId(1)]);
+    assert.deepEqual(ids(JSON.parse(await b.body)), [msgId(1)]);
   });
 
   it('past maxHeldPolls, polls are answered at once as plain JSON polling', async () => {
     const { origin, server } = await serve({ maxHeldPolls: 2 }, 1);
     const held = [1, 2].map((n) =>
-      openPoll(origin, { clientId: `tab-${n}`, body: { '/chat': 1 } }),
+      openPoll(origin, { clientId: `tab-${n}`, body: { '/chat': msgId(1) } }),
     );
     await until(() => server.router.stats().heldPolls === 2, 'two held');
     const third = await poll(origin, {
       clientId: 'tab-3',
-      body: { '/chat': 1 },
+      body: { '/chat': msgId(1) },
     });
     assert.equal(third.status, 200);
     assert.equal(
@@ -857,12 +880,12 @@ describe('message-bus router: held polls per client', () => {
       clientId: 'tab-4',
       body: { '/chat': 0 },
     });
-    assert.deepEqual(ids(withBacklog.body), [1]);
+    assert.deepEqual(ids(withBacklog.body), [msgId(1)]);
     assert.equal(server.router.stats().heldPolls, 2);
     // The client already holding a poll may still replace it.
     const replacing = openPoll(origin, {
       clientId: 'tab-1',
-      body: { '/chat': 1, __seq: 2 },
+      body: { '/chat': msgId(1), __seq: 2 },
     });
     assert.equal(await held[0]!.body, '[]\r\n|\r\n[]\r\n|\r\n');
     assert.deepEqual(await replacing.nextChunk(), []);
@@ -924,9 +947,12 @@ describe('message-bus router: lifecycle', () => {
     const longPoll = openPoll(origin, {
       clientId: 'a',
       dontChunk: true,
-      body: { '/chat': 1 },
+      body: { '/chat': msgId(1) },
     });
-    const stream = openPoll(origin, { clientId: 'b', body: { '/chat': 1 } });
+    const stream = openPoll(origin, {
+      clientId: 'b',
+      body: { '/chat': msgId(1) },
+    });
     await until(
       () =>
         server.router.stats().heldPolls === 2 &&
@@ -936,7 +962,10 @@ describe('message-bus router: lifecycle', () => {
     await server.router.close();
     assert.equal(await longPoll.body, '[]');
     assert.equal(await stream.body, '[]\r\n|\r\n[]\r\n|\r\n');
-    const later = await poll(origin, { clientId: 'c', body: { '/chat': 1 } });
+    const later = await poll(origin, {
+      clientId: 'c',
+      body: { '/chat': msgId(1) },
+    });
     assert.deepEqual(later.body, []);
     assert.equal(later.headers['content-type'], JSON_TYPE);
     assert.deepEqual(server.router.stats(), IDLE_ROUTER_STATS);
@@ -944,10 +973,10 @@ describe('message-bus router: lifecycle', () => {
 
   it('close() leaves a shared bus and the store usable', async () => {
     const store: PresenceStore = new MemoryStore();
-    const bus = new MessageBus({ store });
+    const bus = new MessageBus({ store, clock: () => T });
     const router = messageBusRouter({ bus });
     await router.close();
     await bus.publish('/chat', 1);
-    assert.deepEqual(await store.lastIds(['/chat']), { '/chat': 1 });
+    assert.deepEqual(await store.lastIds(['/chat']), { '/chat': msgId(1) });
   });
 });

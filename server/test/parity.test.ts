@@ -3,9 +3,11 @@ import { describe, it } from 'node:test';
 import request from 'supertest';
 
 import { createApp, silentLogger } from '../src/index.js';
+import { firstMessageIdBase } from '../src/core/memory-store.js';
 import type { CurrentUser } from '../src/core/types.js';
 import { backends, T } from './core-backends.js';
 import {
+  messageIdShift,
   scenarios,
   type ParityDriver,
   type ParityScenario,
@@ -25,6 +27,8 @@ async function runOnRealServer(
 ): Promise<unknown> {
   const backend = await factory();
   let now = T;
+  // Every backlog of a scenario is created at the clock's start (see scenarios.ts).
+  const shift = messageIdShift(firstMessageIdBase(T));
   const app = createApp({
     store: backend.store,
     clock: () => now,
@@ -52,7 +56,7 @@ async function runOnRealServer(
       const response = await request(app)
         .get(`/presence/get${query ? `?${query}` : ''}`)
         .set(as(user));
-      return { status: response.status, body: response.body as unknown };
+      return { status: response.status, body: shift.body(response.body) };
     },
     async update(fields, user) {
       const response = await request(app)
@@ -62,7 +66,7 @@ async function runOnRealServer(
         .send(form(fields));
       return {
         status: response.status,
-        body: response.body as unknown,
+        body: shift.body(response.body),
         ...(response.status === 429
           ? { retryAfter: response.get('retry-after') ?? null }
           : {}),
@@ -74,8 +78,8 @@ async function runOnRealServer(
         .set(as(user))
         .set('Dont-Chunk', 'true')
         .type('form')
-        .send(form(positions));
-      return { status: response.status, body: response.body as unknown };
+        .send(form(shift.positions(positions)));
+      return { status: response.status, body: shift.body(response.body) };
     },
     async advance(ms) {
       now += ms;

@@ -7,7 +7,9 @@ import type {
   FullChannelState,
   PresenceUser,
 } from '../src/core/types.js';
+import { firstMessageIdBase } from '../src/core/memory-store.js';
 import type { PresenceStore, PublishRules } from '../src/core/store.js';
+import { messageIds } from './support/message-ids.js';
 
 /**
  * The behaviour every `PresenceStore` must show (SPEC §2, issue 3/4). Each implementation's test file
@@ -15,8 +17,9 @@ import type { PresenceStore, PublishRules } from '../src/core/store.js';
  *
  * @example
  * runStoreContract('MemoryStore', async () => {
- *   const store = new MemoryStore();
- *   return { store, cleanup: () => store.close() };
+ *   let store = new MemoryStore();
+ *   const reset = async () => { await store.close(); return (store = new MemoryStore()); };
+ *   return { store, reset, cleanup: () => store.close() };
  * });
  */
 export interface StoreFixture {
@@ -27,6 +30,12 @@ export interface StoreFixture {
    * process). Stores returned here are closed by `cleanup`.
    */
   connect?(): Promise<PresenceStore>;
+  /**
+   * Loses everything the backend stored, as a restart on an empty backend does (RedisStore: the fixture's
+   * keys are deleted, as by a Redis restarted empty or flushed; MemoryStore: the server process restarted,
+   * so a new store), and returns the store to go on with. `cleanup` still cleans up after it.
+   */
+  reset(): Promise<PresenceStore>;
   /** Closes everything the fixture created and removes its data. */
   cleanup(): Promise<void>;
 }
@@ -41,6 +50,8 @@ export type StoreFactory = (
 ) => Promise<StoreFixture>;
 
 const T = 1_764_000_000_000;
+/** The ids of a backlog created at T, as nearly every backlog here is; see {@link messageIds}. */
+const msgId = messageIds(T);
 const CHANNEL = '/site/online';
 const BUS = '/presence/site/online';
 const PUBLIC: PublishRules = { countOnly: false, audience: {} };
@@ -113,10 +124,14 @@ export class Recorder {
   }
 }
 
-/** Applies change messages to a snapshot, the way the client does. */
+/**
+ * Applies change messages to a snapshot, the way the client does. `base` is the id before the channel's
+ * first message: where a snapshot taken before any message (`last_message_id: null`) stands.
+ */
 export function replay(
   snapshot: ChannelState,
   messages: readonly BusMessage[],
+  base: number,
 ): ChannelState {
   const users = new Map(
     ('users' in snapshot ? snapshot.users : []).map((u) => [u.id, u]),
@@ -126,7 +141,7 @@ export function replay(
   for (const message of messages) {
     assert.equal(
       message.message_id,
-      (last ?? 0) + 1,
+      (last ?? base) + 1,
       'replayed messages must be consecutive',
     );
     last = message.message_id;
@@ -183,7 +198,7 @@ export function runStoreContract(name: string, makeStore: StoreFactory): void {
         );
         assert.equal(first.changed, true);
         assert.deepEqual(first.message?.data, { entering_users: [user(1)] });
-        assert.equal(first.message?.message_id, 1);
+        assert.equal(first.message?.message_id, msgId(1));
         assert.equal(first.message?.channel, BUS);
 
         const second = await store.present(
@@ -203,12 +218,12 @@ export function runStoreContract(name: string, makeStore: StoreFactory): void {
         const last = await store.leave(CHANNEL, 1, 'tab-b', PUBLIC, T + 3);
         assert.equal(last.changed, true);
         assert.deepEqual(last.message?.data, { leaving_user_ids: [1] });
-        assert.equal(last.message?.message_id, 2);
+        assert.equal(last.message?.message_id, msgId(2));
 
         assert.deepEqual(await store.state(CHANNEL, false, T + 4), {
           users: [],
           count: 0,
-          last_message_id: 2,
+          last_message_id: msgId(2),
         });
         await recorder.waitFor(2);
         assert.deepEqual(recorder.messages, [first.message, last.message]);
@@ -226,7 +241,7 @@ export function runStoreContract(name: string, makeStore: StoreFactory): void {
           T + 900,
         );
         assert.deepEqual(beat, { changed: false, message: null });
-        assert.deepEqual(await store.lastIds([BUS]), { [BUS]: 1 });
+        assert.deepEqual(await store.lastIds([BUS]), { [BUS]: msgId(1) });
 
         assert.deepEqual(await store.sweep(T + 1000), {
           expiredClients: 0,
@@ -269,7 +284,7 @@ export function runStoreContract(name: string, makeStore: StoreFactory): void {
           await store.leave(CHANNEL, 1, 'tab-a', PUBLIC, T + 3),
           none,
         );
-        assert.deepEqual(await store.lastIds([BUS]), { [BUS]: 2 });
+        assert.deepEqual(await store.lastIds([BUS]), { [BUS]: msgId(2) });
       });
 
       it('keeps exactly id, username, name and avatar_template of a user', async () => {
@@ -290,14 +305,14 @@ export function runStoreContract(name: string, makeStore: StoreFactory): void {
         assert.deepEqual(await store.state(CHANNEL, false, T), {
           users: [user(1)],
           count: 1,
-          last_message_id: 1,
+          last_message_id: msgId(1),
         });
         const nameless = { ...user(2), name: null };
         await store.present(CHANNEL, nameless, 'tab-b', 60_000, PUBLIC, T);
         assert.deepEqual(await store.state(CHANNEL, false, T), {
           users: [user(1), nameless],
           count: 2,
-          last_message_id: 2,
+          last_message_id: msgId(2),
         });
       });
 
@@ -309,11 +324,11 @@ export function runStoreContract(name: string, makeStore: StoreFactory): void {
         assert.deepEqual(await store.state(CHANNEL, false, T), {
           users: [user(1), user(3)],
           count: 2,
-          last_message_id: 2,
+          last_message_id: msgId(2),
         });
         assert.deepEqual(await store.state(CHANNEL, true, T), {
           count: 2,
-          last_message_id: 2,
+          last_message_id: msgId(2),
         });
       });
 
@@ -326,7 +341,7 @@ export function runStoreContract(name: string, makeStore: StoreFactory): void {
           assert.deepEqual(await store.state(channel, false, T), {
             users: [user(i + 1)],
             count: 1,
-            last_message_id: 1,
+            last_message_id: msgId(1),
           });
         }
       });
@@ -352,14 +367,14 @@ export function runStoreContract(name: string, makeStore: StoreFactory): void {
           byChannel.get(BUS)?.data as { leaving_user_ids: number[] }
         ).leaving_user_ids;
         assert.deepEqual([...leaving].sort(), [1, 2]);
-        assert.equal(byChannel.get(BUS)?.message_id, 4);
+        assert.equal(byChannel.get(BUS)?.message_id, msgId(4));
         assert.deepEqual(byChannel.get(`/presence${other}`)?.data, {
           leaving_user_ids: [4],
         });
         assert.deepEqual(await store.state(CHANNEL, false, T + 1000), {
           users: [user(3)],
           count: 1,
-          last_message_id: 4,
+          last_message_id: msgId(4),
         });
 
         await recorder.waitFor(6);
@@ -394,7 +409,7 @@ export function runStoreContract(name: string, makeStore: StoreFactory): void {
           messages: [],
         });
         assert.equal((await store.state(CHANNEL, false, T + 1000)).count, 1);
-        assert.deepEqual(await store.lastIds([BUS]), { [BUS]: 1 });
+        assert.deepEqual(await store.lastIds([BUS]), { [BUS]: msgId(1) });
         assert.deepEqual(
           await store.leave(CHANNEL, 1, 'short', PUBLIC, T + 1001),
           { changed: false, message: null },
@@ -442,7 +457,7 @@ export function runStoreContract(name: string, makeStore: StoreFactory): void {
         await store.present(CHANNEL, user(1), 'tab-a', 1000, PUBLIC, T + 2000);
         const swept = await store.sweep(T + 3000);
         assert.equal(swept.expiredClients, 1);
-        assert.equal(swept.messages[0]?.message_id, 4);
+        assert.equal(swept.messages[0]?.message_id, msgId(4));
       });
 
       it('two sweepers running at once announce each expiry exactly once', async () => {
@@ -484,7 +499,7 @@ export function runStoreContract(name: string, makeStore: StoreFactory): void {
           channels.map((channel) => `/presence${channel}`),
         );
         assert.ok(
-          Object.values(last).every((id) => id === 4),
+          Object.values(last).every((id) => id === msgId(4)),
           JSON.stringify(last),
         );
       });
@@ -518,7 +533,7 @@ export function runStoreContract(name: string, makeStore: StoreFactory): void {
         );
         assert.deepEqual(await store.state(CHANNEL, true, T + 1), {
           count: 1,
-          last_message_id: 3,
+          last_message_id: msgId(3),
         });
         const backlog = await store.backlog(BUS, 0);
         assert.ok(
@@ -548,7 +563,7 @@ export function runStoreContract(name: string, makeStore: StoreFactory): void {
         );
         assert.deepEqual(await store.state(CHANNEL, true, T + 1000), {
           count: 2,
-          last_message_id: 5,
+          last_message_id: msgId(5),
         });
         // Only an extra client expires now: the count does not change, so nothing is published.
         await store.present(
@@ -565,7 +580,7 @@ export function runStoreContract(name: string, makeStore: StoreFactory): void {
         });
         assert.deepEqual(await store.state(CHANNEL, true, T + 3000), {
           count: 2,
-          last_message_id: 5,
+          last_message_id: msgId(5),
         });
       });
     });
@@ -647,7 +662,8 @@ export function runStoreContract(name: string, makeStore: StoreFactory): void {
         assert.deepEqual(await store.lastIds([BUS]), { [BUS]: 0 });
         assert.deepEqual(await store.backlog(BUS, 0), []);
 
-        // The first message the channel ever publishes still gets id 1, and is the only one delivered.
+        // The first message the channel ever publishes still gets the first id of a backlog created now
+        // (no id was used before), and is the only one delivered.
         const published = await store.present(
           CHANNEL,
           user(3),
@@ -656,7 +672,7 @@ export function runStoreContract(name: string, makeStore: StoreFactory): void {
           PUBLIC,
           T + 2000,
         );
-        assert.equal(published.message?.message_id, 1);
+        assert.equal(published.message?.message_id, messageIds(T + 2000)(1));
         await recorder.waitFor(1);
         assert.deepEqual(recorder.messages, [published.message]);
         await recorder.stop();
@@ -749,7 +765,7 @@ export function runStoreContract(name: string, makeStore: StoreFactory): void {
         const backlog = await store.backlog(BUS, 0);
         assert.deepEqual(
           backlog.map((m) => m.message_id),
-          Array.from({ length: 75 }, (_, i) => i + 1),
+          Array.from({ length: 75 }, (_, i) => msgId(i + 1)),
         );
         const empty: ChannelState = {
           users: [],
@@ -757,7 +773,7 @@ export function runStoreContract(name: string, makeStore: StoreFactory): void {
           last_message_id: null,
         };
         const final = sortedUsers(await store.state(CHANNEL, false, T + 2));
-        assert.deepEqual(replay(empty, backlog), final);
+        assert.deepEqual(replay(empty, backlog, msgId(0)), final);
         assert.deepEqual(
           final.users.map((u) => u.id),
           Array.from({ length: 25 }, (_, i) => i + 26),
@@ -800,7 +816,7 @@ export function runStoreContract(name: string, makeStore: StoreFactory): void {
             (m) => m.message_id > (snapshot.last_message_id ?? 0),
           );
           assert.deepEqual(
-            replay(sortedUsers(snapshot), after),
+            replay(sortedUsers(snapshot), after, msgId(0)),
             sortedUsers(final),
           );
         }
@@ -819,8 +835,8 @@ export function runStoreContract(name: string, makeStore: StoreFactory): void {
         await store.present(CHANNEL, user(1), 'tab-a', 1000, PUBLIC, T);
         await store.publish(BUS, { custom: true }, {}, T);
         const state = await store.state(CHANNEL, false, T);
-        assert.equal(state.last_message_id, 2);
-        assert.deepEqual(await store.lastIds([BUS]), { [BUS]: 2 });
+        assert.equal(state.last_message_id, msgId(2));
+        assert.deepEqual(await store.lastIds([BUS]), { [BUS]: msgId(2) });
       });
     });
 
@@ -831,20 +847,23 @@ export function runStoreContract(name: string, makeStore: StoreFactory): void {
           const s = small.store;
           for (let i = 1; i <= 8; i++)
             await s.publish('/chat', { i }, {}, T + i);
+          // The backlog was created by the first publish, at T + 1.
+          const chatId = messageIds(T + 1);
           const ids = async (afterId: number): Promise<number[]> =>
             (await s.backlog('/chat', afterId)).map((m) => m.message_id);
-          assert.deepEqual(await ids(0), [4, 5, 6, 7, 8]);
-          assert.deepEqual(await ids(-1), [4, 5, 6, 7, 8]);
-          assert.deepEqual(await ids(2), [4, 5, 6, 7, 8]);
-          assert.deepEqual(await ids(6), [7, 8]);
-          assert.deepEqual(await ids(8), []);
-          assert.deepEqual(await ids(100), []);
+          const kept = [4, 5, 6, 7, 8].map(chatId);
+          assert.deepEqual(await ids(0), kept);
+          assert.deepEqual(await ids(-1), kept);
+          assert.deepEqual(await ids(chatId(2)), kept);
+          assert.deepEqual(await ids(chatId(6)), [7, 8].map(chatId));
+          assert.deepEqual(await ids(chatId(8)), []);
+          assert.deepEqual(await ids(chatId(100)), []);
           assert.deepEqual(
-            (await s.backlog('/chat', 7)).map((m) => m.data),
+            (await s.backlog('/chat', chatId(7))).map((m) => m.data),
             [{ i: 8 }],
           );
           assert.deepEqual(await s.backlog('/nothing', 0), []);
-          assert.deepEqual(await s.lastIds(['/chat']), { '/chat': 8 });
+          assert.deepEqual(await s.lastIds(['/chat']), { '/chat': chatId(8) });
         } finally {
           await small.cleanup();
         }
@@ -858,8 +877,8 @@ export function runStoreContract(name: string, makeStore: StoreFactory): void {
         );
         const backlog = await store.backlog('/chat', 0);
         assert.equal(backlog.length, 1000);
-        assert.equal(backlog[0]?.message_id, 2);
-        assert.equal(backlog.at(-1)?.message_id, 1001);
+        assert.equal(backlog[0]?.message_id, msgId(2));
+        assert.equal(backlog.at(-1)?.message_id, msgId(1001));
       });
 
       it('lastIds reports the newest id of each channel, 0 when it has none', async () => {
@@ -867,11 +886,78 @@ export function runStoreContract(name: string, makeStore: StoreFactory): void {
         await store.publish('/a', 2, {}, T);
         await store.publish('/b', 3, {}, T);
         assert.deepEqual(await store.lastIds(['/a', '/b', '/c']), {
-          '/a': 2,
-          '/b': 1,
+          '/a': msgId(2),
+          '/b': msgId(1),
           '/c': 0,
         });
         assert.deepEqual(await store.lastIds([]), {});
+      });
+
+      it('numbers a new backlog from firstMessageIdBase(now) + 1, and a backlog the backend lost from above every old id', async () => {
+        const createdAt = T + 7;
+        const lost: BusMessage[] = [];
+        for (let i = 0; i < 3; i++)
+          lost.push(await store.publish('/chat', i, {}, createdAt + i));
+        // Consecutive from the base of the time the backlog was created; later messages do not move it.
+        assert.deepEqual(
+          lost.map((m) => m.message_id),
+          [1, 2, 3].map((n) => firstMessageIdBase(createdAt) + n),
+        );
+        const entered = await store.present(
+          CHANNEL,
+          user(1),
+          'tab',
+          60_000,
+          PUBLIC,
+          createdAt + 5,
+        );
+        assert.equal(
+          entered.message?.message_id,
+          firstMessageIdBase(createdAt + 5) + 1,
+          'presence change messages follow the same rule',
+        );
+
+        const recreatedAt = createdAt + 60_000;
+        const restarted = await fixture.reset();
+        assert.deepEqual(await restarted.lastIds(['/chat', BUS]), {
+          '/chat': 0,
+          [BUS]: 0,
+        });
+        const recreated = [
+          await restarted.publish('/chat', 'again', {}, recreatedAt),
+          await restarted.publish('/chat', 'next', {}, recreatedAt + 1),
+        ];
+        assert.deepEqual(
+          recreated.map((m) => m.message_id),
+          [1, 2].map((n) => firstMessageIdBase(recreatedAt) + n),
+        );
+        const oldIds = [
+          ...lost.map((m) => m.message_id),
+          entered.message?.message_id ?? 0,
+        ];
+        assert.ok(
+          recreated[0]!.message_id > Math.max(...oldIds),
+          `${recreated[0]!.message_id} is above every old id (${oldIds.join(', ')})`,
+        );
+        // A client still at the old last id is handed the new messages, whose first is not old + 1: a gap.
+        assert.deepEqual(
+          (await restarted.backlog('/chat', lost[2]!.message_id)).map(
+            (m) => m.message_id,
+          ),
+          recreated.map((m) => m.message_id),
+        );
+        const reentered = await restarted.present(
+          CHANNEL,
+          user(1),
+          'tab',
+          60_000,
+          PUBLIC,
+          recreatedAt,
+        );
+        assert.equal(
+          reentered.message?.message_id,
+          firstMessageIdBase(recreatedAt) + 1,
+        );
       });
 
       it('global ids increase within a channel and follow time across channels', async () => {
@@ -897,7 +983,7 @@ export function runStoreContract(name: string, makeStore: StoreFactory): void {
         );
         assert.deepEqual(message, {
           global_id: message.global_id,
-          message_id: 1,
+          message_id: msgId(1),
           channel: '/chat/1',
           data: { text: 'hi', n: [1, { deep: null }] },
           user_ids: [1],

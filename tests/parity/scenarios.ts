@@ -5,6 +5,14 @@
  * fake honest for the apps that test with it.
  *
  * This file runs in both worlds: no imports, plain data and async functions only.
+ *
+ * Message ids here are relative, as if every channel's ids started at 1: `n` is the n-th message id of a
+ * channel. A real backlog created at time t numbers its messages from `firstMessageIdBase(t) + 1`
+ * (server/src/core/memory-store.ts), and the two runners' clocks start at different times; so each driver
+ * shifts ids by the base of its clock's start at the boundary, with {@link messageIdShift}: poll positions
+ * on the way in, `message_id`, `last_message_id` and `/__status` ids on the way out. The shift is by a
+ * known constant, so the comparison stays exact (relative id 1 matches base + 1 and nothing else). Every
+ * backlog a scenario uses must therefore be created before its first `advance`.
  */
 
 /** A user as both drivers understand it. */
@@ -32,7 +40,10 @@ export interface ParityResponse {
   retryAfter?: string | null;
 }
 
-/** What a scenario can do to a server. */
+/**
+ * What a scenario can do to a server. Message ids in and out are relative (see the top of this file): the
+ * driver shifts them with {@link messageIdShift}.
+ */
 export interface ParityDriver {
   /** `GET /presence/get?<query>` as `user` (`null`: anonymous). */
   get(query: string, user: ParityUser | null): Promise<ParityResponse>;
@@ -49,6 +60,58 @@ export interface ParityDriver {
   ): Promise<ParityResponse>;
   /** Moves the server clock forward and runs one expiry sweep. */
   advance(ms: number): Promise<void>;
+}
+
+/** An id (a number above 0) shifted by `by`; 0, -1 and anything else that is not an id stay. */
+const shiftId = (value: unknown, by: number): unknown =>
+  typeof value === 'number' && value > 0 ? value + by : value;
+
+/** `body` with every `message_id`, `last_message_id` and `/__status` id in it shifted by `by`. */
+function shiftIds(body: unknown, by: number): unknown {
+  if (Array.isArray(body)) return body.map((item) => shiftIds(item, by));
+  if (typeof body !== 'object' || body === null) return body;
+  const object = body as Record<string, unknown>;
+  const status = object['channel'] === '/__status';
+  const shifted: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(object)) {
+    if (key === 'message_id' || key === 'last_message_id') {
+      shifted[key] = shiftId(value, by);
+    } else if (status && key === 'data' && typeof value === 'object') {
+      shifted[key] = Object.fromEntries(
+        Object.entries(value as Record<string, unknown>).map(([c, id]) => [
+          c,
+          shiftId(id, by),
+        ]),
+      );
+    } else {
+      shifted[key] = shiftIds(value, by);
+    }
+  }
+  return shifted;
+}
+
+/**
+ * The translation between a scenario's relative message ids and a server's, for a server whose every
+ * backlog has the base `base` (`firstMessageIdBase(<the clock's start>)`).
+ */
+export function messageIdShift(base: number): {
+  /** Poll positions as the server takes them: ids (> 0) plus `base`; 0, -1 and -N stay. */
+  positions(
+    positions: Record<string, string | number>,
+  ): Record<string, string | number>;
+  /** A response body with its ids minus `base`. */
+  body(body: unknown): unknown;
+} {
+  return {
+    positions: (positions) =>
+      Object.fromEntries(
+        Object.entries(positions).map(([channel, id]) => [
+          channel,
+          shiftId(id, base) as string | number,
+        ]),
+      ),
+    body: (body) => shiftIds(body, -base),
+  };
 }
 
 /** Server-side setup of a scenario. */

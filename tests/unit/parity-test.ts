@@ -1,7 +1,9 @@
 import { module, test } from 'qunit';
 import { FakeClock } from 'ember-presence/test-support';
 import { FakePresenceServer } from 'ember-presence/test-support/-private/fake-server';
+import { firstMessageIdBase } from 'ember-presence/test-support/-private/core/memory-store';
 import {
+  messageIdShift,
   scenarios,
   type ParityDriver,
   type ParityScenario,
@@ -15,6 +17,8 @@ import {
  */
 async function runOnFake(scenario: ParityScenario): Promise<unknown> {
   const clock = new FakeClock();
+  // Every backlog of a scenario is created at the clock's start (see scenarios.ts).
+  const shift = messageIdShift(firstMessageIdBase(clock.now()));
   const server = new FakePresenceServer(clock, {
     channels: scenario.setup.channels,
     rateLimit: scenario.setup.rateLimit ?? false,
@@ -33,7 +37,7 @@ async function runOnFake(scenario: ParityScenario): Promise<unknown> {
   };
   const read = async (response: Response) => ({
     status: response.status,
-    body: (await response.json()) as unknown,
+    body: shift.body(await response.json()),
   });
 
   const driver: ParityDriver = {
@@ -58,7 +62,7 @@ async function runOnFake(scenario: ParityScenario): Promise<unknown> {
         await fetch(`/message-bus/${clientId}/poll?dlp=t`, {
           method: 'POST',
           headers: { 'Dont-Chunk': 'true' },
-          body: form(positions),
+          body: form(shift.positions(positions)),
         }),
       );
     },

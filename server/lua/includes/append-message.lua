@@ -15,6 +15,11 @@
   global_id = max(previous global_id of this channel + 1, now * IDS_PER_MS): unique and strictly increasing
   per channel, ordered by time across channels, and it needs no global counter (a global key could not
   be touched from a script whose keys live in one channel's slot on a cluster).
+
+  message_id: consecutive per channel from base + 1, where base = now * IDS_PER_MS when the backlog is
+  created (kept in the meta hash as `b`). A backlog created again after Redis lost it starts above every
+  id the lost one reached, so a client polling from an old id sees a gap and resyncs (firstMessageIdBase
+  in memory-store.ts; docs/protocol.md, "Message ids").
 ]]
 -- Arguments of redis.call as strings: Redis formats a Lua number argument with snprintf("%.17g") on
 -- every call, which costs about as much as a cheap command.
@@ -23,19 +28,30 @@ local BACKLOG_TTL_TEXT = string.format('%d', BACKLOG_TTL_MS)
 local BACKLOG_TRIM_STOP = string.format('%d', -(BACKLOG_SIZE + 1))
 
 local function appendMessage(metaKey, logKey, shardChannel, busChannelJson, dataJson, audienceJson, now)
-  -- One read and one write for both ids (instead of HINCRBY + HGET + HSET).
-  local meta = rcall('HMGET', metaKey, 'id', 'gid')
-  local messageId = (tonumber(meta[1]) or 0) + 1
+  -- One read and one write for the ids (instead of HINCRBY + HGET + HSET).
+  local meta = rcall('HMGET', metaKey, 'id', 'gid', 'b')
+  local base = tonumber(meta[3])
+  local messageId
   local globalId = math.max((tonumber(meta[2]) or 0) + 1, tonumber(now) * IDS_PER_MS)
   -- %d, not tostring: tostring uses %.14g and would round ids above 10^14.
-  local messageIdText = string.format('%d', messageId)
   local globalIdText = string.format('%d', globalId)
-  rcall('HSET', metaKey, 'id', messageIdText, 'gid', globalIdText)
+  local messageIdText
+  if base == nil then
+    -- A new backlog (or one the store lost): ids start above any the lost one reached.
+    base = math.max(0, math.floor(tonumber(now))) * IDS_PER_MS
+    messageId = base + 1
+    messageIdText = string.format('%d', messageId)
+    rcall('HSET', metaKey, 'id', messageIdText, 'gid', globalIdText, 'b', string.format('%d', base))
+  else
+    messageId = (tonumber(meta[1]) or base) + 1
+    messageIdText = string.format('%d', messageId)
+    rcall('HSET', metaKey, 'id', messageIdText, 'gid', globalIdText)
+  end
   local message = '{"global_id":' .. globalIdText .. ',"message_id":' .. messageIdText ..
     ',"channel":' .. busChannelJson .. ',"data":' .. dataJson .. audienceJson .. '}'
   rcall('ZADD', logKey, messageIdText, message)
   -- The log holds at most one entry per id so far: it can only exceed its cap once the id does.
-  if messageId > BACKLOG_SIZE then rcall('ZREMRANGEBYRANK', logKey, '0', BACKLOG_TRIM_STOP) end
+  if messageId - base > BACKLOG_SIZE then rcall('ZREMRANGEBYRANK', logKey, '0', BACKLOG_TRIM_STOP) end
   rcall('SPUBLISH', shardChannel, message)
   return message
 end

@@ -73,6 +73,19 @@ export function retention(
  */
 export const GLOBAL_IDS_PER_MS = 1000;
 
+/**
+ * The id before the first message of a backlog created at `now`: `now × 1000` (0 with a clock at 0, as in
+ * tests). Message ids of one backlog are consecutive from `base + 1`, and a backlog created again after
+ * the store lost it (Redis restarted empty, flushed, failed over to a replica that lost writes, a server
+ * on the memory store restarted) starts above every id the lost one could have reached (unless it
+ * averaged more than 1000 messages per millisecond over its life). A client that lived through the
+ * reset polls from its old id, receives `base + 1`, which is not `old + 1`, and resyncs by itself — a
+ * Discourse client too. Exact in a double until the year 2255. docs/protocol.md, "Message ids".
+ */
+export function firstMessageIdBase(now: number): number {
+  return Math.max(0, Math.floor(now)) * GLOBAL_IDS_PER_MS;
+}
+
 /** The MessageBus channel that carries the change messages of presence channel `channel`. */
 export function presenceBusChannel(channel: string): string {
   return `/presence${channel}`;
@@ -953,7 +966,13 @@ export class MemoryStore implements PresenceStore {
   ): BusMessage {
     let backlog = this.#backlogOf(channel);
     if (!backlog) {
-      backlog = { messages: [], firstId: 1, lastId: 0, lastActivity: now };
+      const base = firstMessageIdBase(now);
+      backlog = {
+        messages: [],
+        firstId: base + 1,
+        lastId: base,
+        lastActivity: now,
+      };
       this.#backlogs.set(channel, backlog);
     }
     this.#lastGlobalId = Math.max(

@@ -81,6 +81,11 @@ export function redisStoreFactory(
         extras.push({ store: peer, connection });
         return Promise.resolve(peer);
       },
+      async reset() {
+        // As a Redis restarted empty (or flushed): every key of the prefix is gone, the store goes on.
+        await deleteKeys(shared(), store.keys.pattern());
+        return store;
+      },
       async cleanup() {
         await store.close();
         for (const extra of extras) {

@@ -1,7 +1,15 @@
 import { module, test } from 'qunit';
 import { applySnapshot } from 'ember-presence/-private/apply-snapshot';
 import { applyMessage } from 'ember-presence/-private/apply-message';
-import { detectGap, gapLogLine } from 'ember-presence/-private/detect-gap';
+import {
+  FIRST_MESSAGE_ID_STEP,
+  detectGap,
+  gapLogLine,
+} from 'ember-presence/-private/detect-gap';
+import {
+  GLOBAL_IDS_PER_MS,
+  firstMessageIdBase,
+} from 'ember-presence/test-support/-private/core/memory-store';
 import type { ChannelData } from 'ember-presence/-private/types';
 import { user } from '../support/test-server';
 
@@ -121,6 +129,30 @@ module('Unit | reducers | detectGap', function () {
   test('consecutive ids are no gap; anything else is', function (assert) {
     assert.strictEqual(detectGap(0, 1), null);
     assert.deepEqual(detectGap(4, 6), { received: 6, expected: 5 });
+  });
+
+  test('the client and the server share one rule for the first id of a backlog', function (assert) {
+    assert.strictEqual(FIRST_MESSAGE_ID_STEP, GLOBAL_IDS_PER_MS);
+    for (const now of [0, 1, Date.UTC(2026, 0, 1), Date.UTC(2200, 0, 1)]) {
+      const first = firstMessageIdBase(now) + 1;
+      assert.strictEqual(detectGap(0, first), null, `created at ${now}`);
+      assert.true(Number.isSafeInteger(first));
+    }
+  });
+
+  test('after a snapshot without messages, the first message of a backlog is accepted whatever its base', function (assert) {
+    const base = 1_764_000_000_000 * 1000;
+    assert.strictEqual(detectGap(0, base + 1), null, 'a time-derived base');
+    assert.deepEqual(
+      detectGap(0, base + 2),
+      { received: base + 2, expected: 1 },
+      'not the first message: the first was missed',
+    );
+    assert.deepEqual(
+      detectGap(base + 5, base + 1_000 + 1),
+      { received: base + 1_001, expected: base + 6 },
+      'only after an empty snapshot',
+    );
   });
 
   test('the log line is exactly the Discourse one', function (assert) {

@@ -46,6 +46,12 @@ function config(input: Partial<ChannelConfig>): ChannelConfig {
 }
 
 describe('channel names', () => {
+  it('rejects names that are not well-formed Unicode (lone surrogates), which Redis would merge', () => {
+    for (const name of ['/a/\ud800', '/a/x\udfff', '/a/\udc00\ud800'])
+      assert.equal(parseChannelName(name), null, JSON.stringify(name));
+    assert.deepEqual(parseChannelName('/a/😀'), { prefix: 'a', rest: '😀' });
+  });
+
   it('accepts /<prefix>/<rest> with any non-empty rest', () => {
     assert.deepEqual(parseChannelName('/site/online'), {
       prefix: 'site',
@@ -116,15 +122,18 @@ describe('channel names', () => {
 describe('client ids', () => {
   it('accepts non-blank strings up to 64 characters', () => {
     assert.equal(isValidClientId('abc123'), true);
+    assert.equal(isValidClientId('tab-😀'), true, 'a surrogate pair is fine');
     assert.equal(isValidClientId('x'.repeat(64)), true);
   });
 
-  it('rejects blank, long, non-string and control-character ids', () => {
+  it('rejects blank, long, non-string, control-character and ill-formed Unicode ids', () => {
     for (const id of [
       '',
       '   ',
       'x'.repeat(65),
       'a\nb',
+      'tab-\ud800', // a lone surrogate: Redis would store it as U+FFFD, colliding with 'tab-\ufffd'
+      '\udc00tab',
       12,
       null,
       undefined,

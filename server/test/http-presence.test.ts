@@ -197,6 +197,7 @@ describe('POST /presence/update', () => {
     ['blank', '   '],
     ['longer than 64 characters', 'x'.repeat(65)],
     ['not a string', 42],
+    ['not well-formed Unicode (a lone surrogate)', 'tab-\ud800'],
   ] as const) {
     it(`400s when client_id is ${label}`, async () => {
       const body: Record<string, unknown> = {

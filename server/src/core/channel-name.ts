@@ -13,12 +13,17 @@ export const MAX_CHANNEL_NAME_LENGTH = 200;
 /** What a registered prefix must match: one path segment of ASCII letters, digits, `_` and `-`. */
 export const PREFIX_PATTERN = /^[a-zA-Z0-9_-]+$/;
 
-// C0 controls, DEL and C1 controls (Unicode category Cc). They would break log lines and make two names
-// that render identically distinct.
+// C0 controls, DEL and C1 controls (Unicode category Cc): they would break log lines and make two names
+// that render identically distinct. And lone surrogates (Cs: a string that is not well-formed Unicode):
+// Redis clients encode each one as U+FFFD, so two different names would share one key on Redis while the
+// memory store kept them apart.
 // eslint-disable-next-line no-control-regex
-const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/;
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]|\p{Cs}/u;
 
-/** `true` when `value` contains a control character (C0, DEL or C1); used for names and client ids. */
+/**
+ * `true` when `value` contains a control character (C0, DEL or C1) or a lone surrogate (is not well-formed
+ * Unicode); used for names and client ids.
+ */
 export function hasControlCharacters(value: string): boolean {
   return CONTROL_CHARACTERS.test(value);
 }
@@ -43,7 +48,8 @@ export function isValidPrefix(prefix: unknown): prefix is string {
 
 /**
  * Splits a channel name into prefix and rest, or returns `null` when the name is not a valid channel name
- * (not a string, longer than {@link MAX_CHANNEL_NAME_LENGTH}, control characters, bad prefix, empty rest).
+ * (not a string, longer than {@link MAX_CHANNEL_NAME_LENGTH}, control characters or lone surrogates, bad
+ * prefix, empty rest).
  *
  * @example parseChannelName('/topic/280/reply') // { prefix: 'topic', rest: '280/reply' }
  * @example parseChannelName('/site/') // null

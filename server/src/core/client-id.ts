@@ -9,7 +9,10 @@ import { HttpError } from './errors.js';
 /** Longest accepted client id (MessageBus ids are 32 hex characters; this leaves room for other clients). */
 export const MAX_CLIENT_ID_LENGTH = 64;
 
-/** `true` when `clientId` is a non-blank string of at most 64 characters without control characters. */
+/**
+ * `true` when `clientId` is a non-blank string of at most 64 characters without control characters or lone
+ * surrogates.
+ */
 export function isValidClientId(clientId: unknown): clientId is string {
   return (
     typeof clientId === 'string' &&
@@ -22,6 +25,6 @@ export function isValidClientId(clientId: unknown): clientId is string {
 /** The 400 `invalid_parameters` for a client id that fails {@link isValidClientId}, worded the same everywhere. */
 export function invalidClientIdError(): HttpError {
   return HttpError.invalidParameters(
-    `client_id must be a non-blank string of at most ${MAX_CLIENT_ID_LENGTH} characters without control characters`,
+    `client_id must be a non-blank string of at most ${MAX_CLIENT_ID_LENGTH} characters of well-formed Unicode without control characters`,
   );
 }

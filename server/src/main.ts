@@ -36,6 +36,8 @@ Options:
                             export default (presence) => presence.registerPrefix('site', (name) => …)
   --jwt-secret <secret>   accept HS256 JWTs signed with this secret (default: $PRESENCE_JWT_SECRET)
   --jwt-public-key <pem>  accept RS256 JWTs verified with this PEM public key file
+  --jwt-allow-no-exp      accept JWTs without an exp claim (default: rejected, a leaked token
+                          without expiry would be valid for ever)
   --jwt-cookie <name>     cookie carrying the JWT when no Authorization header is sent
                           (default: ${DEFAULT_JWT_COOKIE})
   --demo                  enable the demo login and, without --config, the demo channels
@@ -56,6 +58,7 @@ const OPTIONS = {
   'jwt-secret': { type: 'string' },
   'jwt-public-key': { type: 'string' },
   'jwt-cookie': { type: 'string' },
+  'jwt-allow-no-exp': { type: 'boolean' },
   demo: { type: 'boolean' },
   'allowed-origin': { type: 'string', multiple: true },
   static: { type: 'string' },
@@ -129,6 +132,7 @@ async function main(): Promise<void> {
           ? { publicKey: readPublicKeyFile(values['jwt-public-key']) }
           : {}),
         cookieName: values['jwt-cookie'] ?? DEFAULT_JWT_COOKIE,
+        allowNoExpiry: values['jwt-allow-no-exp'] === true,
         logger,
       }),
     );

@@ -201,6 +201,85 @@ describe('JWT (HS256)', () => {
   });
 });
 
+describe('JWT: expiry and profile limits', () => {
+  function noExpiry(claims: JWTPayload): Promise<string> {
+    return new SignJWT(claims)
+      .setProtectedHeader({ alg: 'HS256' })
+      .sign(new TextEncoder().encode(SECRET));
+  }
+
+  it('rejects a token without exp as invalid_token, unless allowNoExpiry', async () => {
+    const token = await noExpiry(CLAIMS);
+    const strict = build({
+      currentUser: await jwtCurrentUser({ secret: SECRET, clock }),
+    });
+    const res = await updateWith(strict, {
+      Authorization: `Bearer ${token}`,
+    }).expect(403);
+    assert.deepEqual(errorOf(res).extras, { reason: 'invalid_token' });
+
+    const lenient = build({
+      currentUser: await jwtCurrentUser({
+        secret: SECRET,
+        clock,
+        allowNoExpiry: true,
+      }),
+    });
+    await updateWith(lenient, { Authorization: `Bearer ${token}` }).expect(200);
+  });
+
+  it('bounds profile fields: 60-character usernames pass, longer ones are rejected and logged', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const app = build({
+      currentUser: await jwtCurrentUser({
+        secret: SECRET,
+        clock,
+        logger: { warn: (_m, details) => lines.push(details ?? {}) },
+      }),
+    });
+    await updateWith(app, {
+      Authorization: `Bearer ${await hs256({ ...CLAIMS, username: 'u'.repeat(60) })}`,
+    }).expect(200);
+    for (const claims of [
+      { ...CLAIMS, username: 'u'.repeat(61) },
+      { ...CLAIMS, name: 'n'.repeat(101) },
+      { ...CLAIMS, avatar_template: `/${'a'.repeat(500)}` },
+      { ...CLAIMS, groups: Array.from({ length: 1001 }, (_, i) => i) },
+    ]) {
+      const res = await updateWith(app, {
+        Authorization: `Bearer ${await hs256(claims)}`,
+      }).expect(403);
+      assert.deepEqual(errorOf(res).extras, { reason: 'invalid_token' });
+    }
+    assert.match(
+      String(lines[0]?.['detail']),
+      /`username` must be at most 60 characters/,
+    );
+  });
+
+  it('a currentUser hook returning a user beyond the limits is a server error that names the field', async () => {
+    const errors: string[] = [];
+    const app = build({
+      currentUser: () => ({
+        id: 1,
+        username: 'x'.repeat(61),
+        name: null,
+        avatar_template: '',
+        groupIds: [],
+      }),
+      logger: {
+        debug: () => undefined,
+        info: () => undefined,
+        warn: () => undefined,
+        error: (message, fields) =>
+          errors.push(`${message} ${JSON.stringify(fields)}`),
+      },
+    });
+    await updateWith(app, {}).expect(500);
+    assert.match(errors.join('\n'), /`username` must be at most 60 characters/);
+  });
+});
+
 describe('JWT: rejected tokens are logged, rate-limited', () => {
   it('logs the reason of the first rejection at once and counts the rest of the window into the next line', async () => {
     let now = NOW_S * 1000;

@@ -61,24 +61,46 @@ export function assertCurrentUser(value: unknown): CurrentUser | null {
   };
 }
 
-function describeInvalidUser(value: unknown): string | null {
-  if (typeof value !== 'object') return 'expected an object or null';
+/**
+ * The most a user's profile fields may hold, in UTF-16 code units (JavaScript `length`). Every field is
+ * broadcast in each enter message to everyone who sees the channel and stored once per channel, so one
+ * user cannot make every message or state read heavy. Beyond them a hook's user is an error (the request
+ * answers 500 and the log names the field) and a JWT is rejected (`invalid_token`, logged).
+ */
+export const USER_FIELD_LIMITS = Object.freeze({
+  username: 60,
+  name: 100,
+  avatar_template: 500,
+  /** Group ids per user. */
+  groupIds: 1000,
+});
+
+/**
+ * What is wrong with a user object as a hook or a token describes it, or `null` when it is a valid
+ * {@link CurrentUser} (`name`, `avatar_template`, `groupIds` optional). One rule for every source.
+ */
+export function describeInvalidUser(value: unknown): string | null {
+  if (typeof value !== 'object' || value === null)
+    return 'expected an object or null';
   const user = value as Record<string, unknown>;
-  if (!Number.isSafeInteger(user['id'])) return '`id` must be an integer';
-  if (typeof user['username'] !== 'string' || user['username'] === '')
+  if (!Number.isSafeInteger(user['id']) || (user['id'] as number) <= 0)
+    return '`id` must be a positive integer';
+  const username = user['username'];
+  if (typeof username !== 'string' || username.trim() === '')
     return '`username` must be a non-empty string';
-  if (
-    user['name'] !== undefined &&
-    user['name'] !== null &&
-    typeof user['name'] !== 'string'
-  ) {
-    return '`name` must be a string or null';
+  if (username.length > USER_FIELD_LIMITS.username)
+    return `\`username\` must be at most ${USER_FIELD_LIMITS.username} characters`;
+  const name = user['name'];
+  if (name !== undefined && name !== null) {
+    if (typeof name !== 'string') return '`name` must be a string or null';
+    if (name.length > USER_FIELD_LIMITS.name)
+      return `\`name\` must be at most ${USER_FIELD_LIMITS.name} characters`;
   }
-  if (
-    user['avatar_template'] !== undefined &&
-    typeof user['avatar_template'] !== 'string'
-  ) {
-    return '`avatar_template` must be a string';
+  const avatar = user['avatar_template'];
+  if (avatar !== undefined) {
+    if (typeof avatar !== 'string') return '`avatar_template` must be a string';
+    if (avatar.length > USER_FIELD_LIMITS.avatar_template)
+      return `\`avatar_template\` must be at most ${USER_FIELD_LIMITS.avatar_template} characters`;
   }
   const groups = user['groupIds'];
   if (
@@ -87,6 +109,8 @@ function describeInvalidUser(value: unknown): string | null {
   ) {
     return '`groupIds` must be an array of integers';
   }
+  if (Array.isArray(groups) && groups.length > USER_FIELD_LIMITS.groupIds)
+    return `\`groupIds\` must hold at most ${USER_FIELD_LIMITS.groupIds} ids`;
   return null;
 }
 

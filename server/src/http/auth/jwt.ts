@@ -8,7 +8,11 @@ import {
   type JWTPayload,
 } from 'jose';
 import type { CurrentUser } from '../../core/types.js';
-import { readCookie, type CurrentUserHook } from './current-user.js';
+import {
+  describeInvalidUser,
+  readCookie,
+  type CurrentUserHook,
+} from './current-user.js';
 
 /**
  * JWT authentication: how a host backend lets its users talk to a separate presence server. The host
@@ -21,7 +25,11 @@ import { readCookie, type CurrentUserHook } from './current-user.js';
  * - `name` (optional): string or null;
  * - `avatar_template` (optional): string, e.g. `/user_avatar/ann/{size}.png`; default `''`;
  * - `groups` (optional): array of integer group ids; default `[]`;
- * - `exp`/`nbf` are enforced when present (30 s clock tolerance).
+ * - `exp` (required unless `allowNoExpiry`) and `nbf` are enforced (30 s clock tolerance): a token
+ *   without an expiry would identify its holder for ever once leaked.
+ *
+ * Profile fields are bounded by `USER_FIELD_LIMITS` (username 60, name 100, avatar_template 500
+ * characters, 1000 groups): a token beyond them is rejected like a malformed one.
  *
  * A token with a bad signature, a wrong algorithm, expired, or with missing/invalid claims makes the
  * request **anonymous** — it is never an error for reads (public channels stay visible). A write then
@@ -39,6 +47,11 @@ export interface JwtAuthOptions {
   issuer?: string;
   /** Expected `aud`, if the host sets one. */
   audience?: string;
+  /**
+   * Accept tokens without an `exp` claim (default `false`: such a token is rejected as `invalid_token`).
+   * Only for backends that cannot set one; rotate the secret to revoke.
+   */
+  allowNoExpiry?: boolean;
   /** Clock (ms since epoch) for `exp`/`nbf` and the log's rate limit; injectable for tests. */
   clock?: () => number;
   /**
@@ -116,6 +129,7 @@ export async function jwtCurrentUser(
         {
           algorithms,
           clockTolerance: CLOCK_TOLERANCE_SECONDS,
+          ...(options.allowNoExpiry ? {} : { requiredClaims: ['exp'] }),
           currentDate: new Date(clock()),
           ...(options.issuer !== undefined ? { issuer: options.issuer } : {}),
           ...(options.audience !== undefined
@@ -137,11 +151,18 @@ export async function jwtCurrentUser(
       rejections.set(req, 'invalid_token');
       logRejection(
         'invalid_token',
-        'the claims are not a presence user (`sub` a positive integer id, `username` a non-empty string)',
+        `the claims are not a presence user: ${claimsProblem(payload)}`,
       );
     }
     return user;
   };
+}
+
+/** Why `userFromClaims` refused these claims, in the claims' own names (`sub`, `groups`). */
+function claimsProblem(claims: JWTPayload): string {
+  return (describeInvalidUser(candidateFromClaims(claims)) ?? 'invalid')
+    .replace('`id`', '`sub`')
+    .replace('`groupIds`', '`groups`');
 }
 
 /** What jose says was wrong, without anything of the token itself. */
@@ -210,34 +231,29 @@ function bearerToken(req: Request): string | undefined {
 
 /** The user described by verified claims, or `null` when a required claim is missing or malformed. */
 export function userFromClaims(claims: JWTPayload): CurrentUser | null {
-  const sub = claims.sub;
-  const id =
-    typeof sub === 'string' && /^[1-9]\d{0,15}$/.test(sub)
-      ? Number(sub)
-      : (sub as unknown);
-  if (typeof id !== 'number' || !Number.isSafeInteger(id) || id <= 0)
-    return null;
+  const candidate = candidateFromClaims(claims);
+  return describeInvalidUser(candidate) === null
+    ? (candidate as unknown as CurrentUser)
+    : null;
+}
+
+/** The claims in `CurrentUser`'s shape (`sub` → `id`, `groups` → `groupIds`), not yet checked. */
+function candidateFromClaims(claims: JWTPayload): Record<string, unknown> {
   const {
+    sub,
     username,
     name,
     avatar_template: avatarTemplate,
     groups,
   } = claims as Record<string, unknown>;
-  if (typeof username !== 'string' || username.trim() === '') return null;
-  if (name !== undefined && name !== null && typeof name !== 'string')
-    return null;
-  if (avatarTemplate !== undefined && typeof avatarTemplate !== 'string')
-    return null;
-  if (
-    groups !== undefined &&
-    !(Array.isArray(groups) && groups.every((g) => Number.isSafeInteger(g)))
-  )
-    return null;
   return {
-    id,
+    id:
+      typeof sub === 'string' && /^[1-9]\d{0,15}$/.test(sub)
+        ? Number(sub)
+        : sub,
     username,
     name: name ?? null,
     avatar_template: avatarTemplate ?? '',
-    groupIds: (groups as number[] | undefined) ?? [],
+    groupIds: groups ?? [],
   };
 }

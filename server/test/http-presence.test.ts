@@ -301,6 +301,44 @@ describe('POST /presence/update', () => {
     assert.equal((await a.presence.stateFor(CHANNELS.public))?.count, 0);
   });
 
+  it('400s on a bare present_channels=x or leave_channels=x (the contract wants name[]), and changes nothing', async () => {
+    const target = app();
+    for (const body of [
+      `client_id=tab&present_channels=${encodeURIComponent(CHANNELS.public)}`,
+      `client_id=tab&leave_channels=${encodeURIComponent(CHANNELS.public)}`,
+    ]) {
+      const res = await postUpdate(target, allowedUser)
+        .type('form')
+        .send(body)
+        .expect(400);
+      assert.equal(errorOf(res).error_type, 'invalid_parameters');
+      assert.match(String(errorOf(res).errors[0]), /\[\]=<channel>/);
+    }
+    await update(target, allowedUser, {
+      client_id: 'tab',
+      present_channels: CHANNELS.public,
+    }).expect(400);
+    assert.equal((await target.presence.stateFor(CHANNELS.public))?.count, 0);
+    // The bracket form, and a JSON array under the bare name, are the contract.
+    await postUpdate(target, allowedUser)
+      .type('form')
+      .send(
+        `client_id=tab&present_channels[]=${encodeURIComponent(CHANNELS.public)}`,
+      )
+      .expect(200, { [CHANNELS.public]: true });
+    await update(target, allowedUser, {
+      client_id: 'tab',
+      present_channels: [CHANNELS.public],
+    }).expect(200, { [CHANNELS.public]: true });
+  });
+
+  it('400s on a bare GET channels=x', async () => {
+    const res = await request(app())
+      .get(`/presence/get?channels=${encodeURIComponent(CHANNELS.public)}`)
+      .expect(400);
+    assert.equal(errorOf(res).error_type, 'invalid_parameters');
+  });
+
   it('400s on malformed JSON, with the JSON error shape', async () => {
     const res = await postUpdate(app(), allowedUser)
       .set('Content-Type', 'application/json')

@@ -87,12 +87,21 @@ function listItems(value: unknown): readonly unknown[] | null {
  * Reads list parameter `name` from `name[]` and `name` (both if both are present), deduplicated in order.
  * `undefined` when absent; throws a 400 when present but not strings, or with more than 50 unique names.
  * Stops at the 51st unique name, so a huge list costs no more than a small one.
+ *
+ * Under the bare `name` only a list is accepted (a JSON array, or what an extended query parser made of
+ * `name[]=…`): a single string there is a bare `name=x`, which the contract (and Discourse) refuse.
  */
 function readList(
   source: Record<string, unknown>,
   name: string,
 ): string[] | undefined {
-  const values = [own(source, `${name}[]`), own(source, name)].filter(
+  const bare = own(source, name);
+  if (typeof bare === 'string') {
+    throw HttpError.invalidParameters(
+      `${name} must be a list: send ${name}[]=<channel> once per channel (or a JSON array)`,
+    );
+  }
+  const values = [own(source, `${name}[]`), bare].filter(
     (value) => value !== undefined,
   );
   if (values.length === 0) return undefined;

@@ -380,8 +380,11 @@ export interface CreateAppOptions extends PresenceServerOptions {
   /** Serve a built Ember app from this directory, with an SPA fallback to its index.html. */
   staticDir?: string;
   /**
-   * Express `trust proxy`. Default `'loopback'`: a proxy on the same machine (e.g. `ember serve --proxy`)
-   * may set `X-Forwarded-Host`/`-Proto`, which the CSRF same-origin check then honours.
+   * Express `trust proxy`: which peers may set `X-Forwarded-Host`/`-Proto`/`-For`, which the CSRF
+   * same-origin check (and the client IP) then honour. Default `false`: no forwarded header is believed,
+   * whoever the peer is, until the operator says a proxy is in front (`'loopback'` for one on the same
+   * machine, a subnet, a hop count; CLI `--trust-proxy`). A dev proxy that keeps the `Host` header (vite's
+   * default) needs none.
    */
   trustProxy?: boolean | string | number;
 }
@@ -402,7 +405,7 @@ export function createApp(options: CreateAppOptions = {}): PresenceApp {
   const presence = createPresenceServer(options);
   const app = express();
   app.disable('x-powered-by');
-  app.set('trust proxy', options.trustProxy ?? 'loopback');
+  app.set('trust proxy', options.trustProxy ?? false);
   app.use(accessLog(presence.logger));
   app.use(presence.router);
   if (options.staticDir !== undefined) {

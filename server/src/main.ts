@@ -43,6 +43,9 @@ Options:
   --demo                  enable the demo login and, without --config, the demo channels
   --allowed-origin <url>  another origin allowed to POST updates (repeatable)
   --static <dir>          also serve a built Ember app from <dir> (SPA fallback to index.html)
+  --trust-proxy <value>   believe X-Forwarded-* headers from these peers: loopback, a subnet
+                          (10.0.0.0/8), or a hop count (default: none; set it when a proxy that
+                          rewrites Host is in front)
   --log-level <level>     debug | info | warn | error | silent (default: info)
   -h, --help              show this help
 
@@ -59,6 +62,7 @@ const OPTIONS = {
   'jwt-public-key': { type: 'string' },
   'jwt-cookie': { type: 'string' },
   'jwt-allow-no-exp': { type: 'boolean' },
+  'trust-proxy': { type: 'string' },
   demo: { type: 'boolean' },
   'allowed-origin': { type: 'string', multiple: true },
   static: { type: 'string' },
@@ -154,6 +158,9 @@ async function main(): Promise<void> {
     currentUser: firstUser(...hooks),
     demoLogin: values.demo === true,
     allowedOrigins: values['allowed-origin'] ?? [],
+    ...(values['trust-proxy'] !== undefined
+      ? { trustProxy: parseTrustProxy(values['trust-proxy']) }
+      : {}),
     logger,
     ...(values.static !== undefined
       ? { staticDir: resolve(values.static) }
@@ -278,6 +285,26 @@ function parsePort(value: string): number {
   if (!/^\d{1,5}$/.test(value) || Number(value) > 65535)
     usageError(`--port must be 0–65535, got "${value}"`);
   return Number(value);
+}
+
+/**
+ * `--trust-proxy`: a hop count (`1`), or names/addresses/subnets Express understands (`loopback`,
+ * `10.0.0.0/8`, comma-separated). `true`/`false` are refused: trusting every peer lets anyone forge
+ * `X-Forwarded-Host`.
+ */
+function parseTrustProxy(value: string): number | string {
+  if (/^\d{1,2}$/.test(value)) return Number(value);
+  if (
+    value === '' ||
+    value === 'true' ||
+    value === 'false' ||
+    !/^[\w.:/,\s-]+$/.test(value)
+  ) {
+    usageError(
+      `--trust-proxy must be a hop count, loopback, linklocal, uniquelocal, or addresses/subnets (comma-separated), got "${value}"`,
+    );
+  }
+  return value;
 }
 
 function redactUrl(url: string): string {

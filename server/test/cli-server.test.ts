@@ -57,6 +57,7 @@ describe('ember-presence-server', () => {
         ['--redis-url', REDIS_URL, '--redis-key-prefix', 'app{1}:'],
         /--redis-key-prefix must not contain braces/,
       ],
+      [['--trust-proxy', 'true'], /--trust-proxy must be a hop count/],
     ];
     for (const [args, error] of cases) {
       const { code, stderr } = await runCli(args);

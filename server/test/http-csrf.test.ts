@@ -152,6 +152,43 @@ describe('CSRF: POST /presence/update', () => {
   });
 });
 
+describe('CSRF: X-Forwarded-Host is believed only behind a declared proxy', () => {
+  const forged = {
+    'X-Forwarded-Host': 'evil.example',
+    Origin: 'https://evil.example',
+    Cookie: 'session=1',
+  };
+
+  it('by default, a forwarded host from any peer (loopback included) does not make a foreign origin "own"', async () => {
+    const target = matrixApp();
+    try {
+      const res = await request(target)
+        .post('/presence/update')
+        .set(USER)
+        .set(forged)
+        .send(BODY)
+        .expect(403);
+      assert.equal(errorOf(res).error_type, 'bad_csrf');
+    } finally {
+      await target.presence.close();
+    }
+  });
+
+  it("with trustProxy: 'loopback' (a proxy on this machine rewrites Host), the forwarded host is the server's own", async () => {
+    const target = matrixApp({ trustProxy: 'loopback' });
+    try {
+      await request(target)
+        .post('/presence/update')
+        .set(USER)
+        .set(forged)
+        .send(BODY)
+        .expect(200);
+    } finally {
+      await target.presence.close();
+    }
+  });
+});
+
 describe('CORS: one policy for every route', () => {
   // What a cross-origin page sends: the addon's fetches (Content-Type, a CSRF token, a bearer token) and its
   // message-bus transport (X-Requested-With, plus the headers message-bus-client adds to polls). A header

@@ -102,6 +102,7 @@ export {
 } from './http/auth/demo-login.js';
 export { DEMO_USERS } from './http/auth/demo-users.js';
 export { csrfProtection, type CsrfOptions } from './http/csrf.js';
+export { answerClientErrorsWithJson } from './http/client-errors.js';
 export {
   errorMiddleware,
   isStoreUnavailable,

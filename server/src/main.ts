@@ -20,6 +20,7 @@ import {
   type Logger,
   type LogLevel,
 } from './http/logger.js';
+import { answerClientErrorsWithJson } from './http/client-errors.js';
 
 const USAGE = `Usage: ember-presence-server [options]
 
@@ -193,6 +194,7 @@ async function main(): Promise<void> {
   }
 
   const server = createServer(app);
+  answerClientErrorsWithJson(server);
   await new Promise<void>((done, fail) => {
     server.once('error', fail);
     server.listen(port, host, () => {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { SignJWT } from 'jose';
@@ -64,6 +65,40 @@ describe('ember-presence-server', () => {
       assert.equal(code, 2, args.join(' '));
       assert.match(firstLine(stderr), error, args.join(' '));
     }
+  });
+
+  it('answers oversized headers (431) and malformed HTTP (400) with the JSON error shape', async () => {
+    const server = await start(['--port', '0']);
+    const { port } = new URL(server.url);
+    const raw = (request: string) =>
+      new Promise<string>((resolve, reject) => {
+        const socket = connect(Number(port), '127.0.0.1', () =>
+          socket.end(request),
+        );
+        let answer = '';
+        socket.setEncoding('utf8');
+        socket.on('data', (chunk: string) => (answer += chunk));
+        socket.on('end', () => resolve(answer));
+        socket.on('error', reject);
+        socket.setTimeout(5_000, () => reject(new Error('no answer in 5 s')));
+      });
+
+    const big = await raw(
+      `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`,
+    );
+    assert.match(big, /^HTTP\/1\.1 431 /);
+    assert.match(big, /Content-Type: application\/json/);
+    const bigBody = JSON.parse(big.slice(big.indexOf('\r\n\r\n') + 4)) as {
+      error_type: string;
+    };
+    assert.equal(bigBody.error_type, 'headers_too_large');
+
+    const bad = await raw('NOT HTTP AT ALL\r\n\r\n');
+    assert.match(bad, /^HTTP\/1\.1 400 /);
+    const badBody = JSON.parse(bad.slice(bad.indexOf('\r\n\r\n') + 4)) as {
+      error_type: string;
+    };
+    assert.equal(badBody.error_type, 'invalid_parameters');
   });
 
   it('--redis-key-prefix: every key the server writes carries the prefix', async () => {

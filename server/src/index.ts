@@ -225,8 +225,15 @@ export interface PresenceServer {
   /** Resolves when the store answers within `timeoutMs` (default 2 s); rejects otherwise. */
   ping(timeoutMs?: number): Promise<void>;
   /**
-   * Stops the sweeper, answers every held long-poll, and closes the store when this server created it (a
-   * `store` you passed is yours to close). Idempotent.
+   * The first half of a graceful shutdown: stops the sweeper and answers every held long-poll (later
+   * polls are answered at once), while the store stays open so that requests still in flight finish
+   * normally. Call it after your HTTP server stopped accepting, wait for the requests in flight, then
+   * `close()`. Idempotent.
+   */
+  drain(): Promise<void>;
+  /**
+   * {@link drain}, then closes the store when this server created it (a `store` you passed is yours to
+   * close). Idempotent.
    */
   close(): Promise<void>;
 }
@@ -346,17 +353,25 @@ function assemble(
 
   if (sweepIntervalMs > 0) core.startSweeper();
 
+  let draining: Promise<void> | null = null;
+  const drain = (): Promise<void> => {
+    draining ??= (async () => {
+      await core.stop();
+      await bus.close();
+    })();
+    return draining;
+  };
   let closing: Promise<void> | null = null;
   const close = (): Promise<void> => {
     closing ??= (async () => {
-      await core.stop();
-      await bus.close();
+      await drain();
       if (owned) await owned.close();
     })();
     return closing;
   };
 
   return {
+    drain,
     router,
     core,
     messageBus: bus.router,

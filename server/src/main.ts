@@ -258,21 +258,26 @@ function installShutdown(
       process.exit(1);
     }, SHUTDOWN_GRACE_MS);
     force.unref();
-    // Stop accepting first, then answer held polls and close the store, then drop idle keep-alives.
+    // 1. stop accepting; 2. answer held polls (the store stays open); 3. let the requests in flight
+    // finish, closing keep-alive connections as they fall idle; 4. only then close the store. A request
+    // never meets a closed store, so shutdown answers no 500.
     const closed = new Promise<void>((done) => server.close(() => done()));
+    const idle = setInterval(() => server.closeIdleConnections(), 50);
     presence
-      .close()
+      .drain()
+      .then(() => {
+        server.closeIdleConnections();
+        return closed;
+      })
+      .then(() => presence.close())
       .catch((err: unknown) =>
         logger.error('error while closing the presence server', {
           error: describeError(err),
         }),
       )
-      .then(() => {
-        server.closeIdleConnections();
-        return closed;
-      })
       .then(
         () => {
+          clearInterval(idle);
           logger.info('stopped');
           process.exit(0);
         },

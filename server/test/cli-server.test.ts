@@ -67,6 +67,40 @@ describe('ember-presence-server', () => {
     }
   });
 
+  it('SIGTERM during an update lets it finish (200) before the store closes, and exits 0', async () => {
+    const config = join(dir, 'slow-config.mjs');
+    // A channel whose config lookup takes 800 ms: the update is in flight when SIGTERM arrives.
+    writeFileSync(
+      config,
+      "export default (presence) => presence.registerPrefix('slow', async () => {\n" +
+        '  await new Promise((resolve) => setTimeout(resolve, 800));\n' +
+        '  return { public: true };\n' +
+        '});\n',
+    );
+    const server = await start(['--demo', '--config', config]);
+    const login = await fetch(`${server.url}/presence/demo-login`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Origin: server.url },
+      body: JSON.stringify({ username: 'ann' }),
+    });
+    const cookie = (login.headers.get('set-cookie') ?? '').split(';')[0]!;
+    const update = fetch(`${server.url}/presence/update`, {
+      method: 'POST',
+      headers: {
+        'Content-Type': 'application/x-www-form-urlencoded',
+        Origin: server.url,
+        Cookie: cookie,
+      },
+      body: 'client_id=tab&present_channels[]=/slow/1',
+    });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    server.child.kill('SIGTERM');
+    const res = await update;
+    assert.equal(res.status, 200, await res.clone().text());
+    assert.deepEqual(await res.json(), { '/slow/1': true });
+    assert.equal(await server.exited, 0);
+  });
+
   it('answers oversized headers (431) and malformed HTTP (400) with the JSON error shape', async () => {
     const server = await start(['--port', '0']);
     const { port } = new URL(server.url);

@@ -471,6 +471,7 @@ describe('MessageBus.poll id rules', () => {
     assert.deepEqual(await bus.poll(request({ '/chat': null }), anonymous), {
       messages: [],
       cursor: { '/chat': msgId(3) },
+      truncated: false,
     });
   });
 
@@ -510,6 +511,7 @@ describe('MessageBus.poll id rules', () => {
     assert.deepEqual(await bus.poll(request({ '/chat': -5 }), anonymous), {
       messages: [],
       cursor: { '/chat': 0 },
+      truncated: false,
     });
   });
 
@@ -538,7 +540,7 @@ describe('MessageBus.poll id rules', () => {
     const { bus } = await busWith(5);
     assert.deepEqual(
       await bus.poll(request({ '/chat': msgId(5) }), anonymous),
-      { messages: [], cursor: { '/chat': msgId(5) } },
+      { messages: [], cursor: { '/chat': msgId(5) }, truncated: false },
     );
   });
 
@@ -576,6 +578,96 @@ describe('MessageBus.poll id rules', () => {
     const result = await bus.poll(request({ '/chat': msgId(1) }), anonymous);
     assert.deepEqual(ids(result.messages), [4, 5].map(msgId));
     assert.deepEqual(result.cursor, { '/chat': msgId(5) });
+  });
+});
+
+describe('MessageBus.poll: one answer is bounded', () => {
+  /** Polls from `positions` until an answer is not truncated; returns every answer. */
+  async function drain(
+    bus: MessageBus,
+    positions: Record<string, number>,
+    requester: BusRequester = anonymous,
+  ) {
+    const answers = [];
+    let from = { ...positions };
+    for (let round = 0; round < 100; round++) {
+      const answer = await bus.poll(request(from), requester);
+      answers.push(answer);
+      from = answer.cursor;
+      if (!answer.truncated) return answers;
+    }
+    throw new Error('still truncated after 100 polls');
+  }
+
+  it('caps messages per answer, shares the cap between channels, and the next polls continue without a gap', async () => {
+    const store = new MemoryStore();
+    const bus = new MessageBus({
+      store,
+      clock: () => T,
+      logger: silent,
+      maxMessagesPerPoll: 6,
+    });
+    const channels = ['/a', '/b', '/c'];
+    for (let n = 1; n <= 10; n++)
+      for (const channel of channels) await bus.publish(channel, n);
+
+    const answers = await drain(bus, { '/a': 0, '/b': 0, '/c': 0 });
+    for (const answer of answers)
+      assert.ok(answer.messages.length <= 6, 'never more than the cap');
+    assert.equal(answers[0]!.truncated, true);
+    assert.deepEqual(
+      answers[0]!.messages.map((m) => `${m.channel}:${String(m.data)}`),
+      ['/a:1', '/a:2', '/b:1', '/b:2', '/c:1', '/c:2'],
+      'every channel moves on each poll',
+    );
+    for (const channel of channels) {
+      const ids = answers
+        .flatMap((a) => a.messages)
+        .filter((m) => m.channel === channel)
+        .map((m) => m.message_id);
+      assert.deepEqual(
+        ids,
+        Array.from({ length: 10 }, (_, i) => msgId(i + 1)),
+        `${channel}: all ten, in order, none twice`,
+      );
+    }
+    assert.equal(answers.at(-1)!.truncated, false);
+    await bus.close();
+    await store.close();
+  });
+
+  it('caps the bytes of an answer', async () => {
+    const { bus, store } = await busWith(0);
+    const capped = new MessageBus({
+      store,
+      clock: () => T,
+      logger: silent,
+      maxBytesPerPoll: 3_000,
+    });
+    for (let n = 1; n <= 10; n++) await capped.publish('/big', 'x'.repeat(900));
+    const answers = await drain(capped, { '/big': 0 });
+    for (const answer of answers)
+      assert.ok(
+        JSON.stringify(answer.messages).length <= 3_000 + 2,
+        'within the byte cap',
+      );
+    assert.equal(
+      answers.flatMap((a) => a.messages).length,
+      10,
+      'everything arrives over several polls',
+    );
+    await capped.close();
+    await bus.close();
+    await store.close();
+  });
+
+  it('rejects a cap that is not a positive integer', () => {
+    const store = new MemoryStore();
+    assert.throws(
+      () => new MessageBus({ store, maxMessagesPerPoll: 0 }),
+      /maxMessagesPerPoll must be a positive integer/,
+    );
+    void store.close();
   });
 });
 

@@ -311,9 +311,14 @@ export const checkStoreCall = {
     return { dataJson, audience: checked };
   },
 
-  backlog(channel: string, afterId: number): void {
+  backlog(channel: string, afterId: number, limit?: number): void {
     storeArgs.name(channel, 'channel');
     storeArgs.afterId(afterId);
+    if (limit !== undefined && (!Number.isSafeInteger(limit) || limit < 1)) {
+      throw new TypeError(
+        `limit must be a positive integer or undefined, got ${String(limit)}`,
+      );
+    }
   },
 
   /** Returns the config as JSON. */
@@ -755,15 +760,19 @@ export class MemoryStore implements PresenceStore {
     return this.#append(channel, checked.dataJson, checked.audience, now);
   }
 
-  async backlog(channel: string, afterId: number): Promise<BusMessage[]> {
+  async backlog(
+    channel: string,
+    afterId: number,
+    limit?: number,
+  ): Promise<BusMessage[]> {
     this.#assertOpen();
-    checkStoreCall.backlog(channel, afterId);
+    checkStoreCall.backlog(channel, afterId, limit);
     this.#collectGarbage(this.#latestNow);
     const backlog = this.#backlogOf(channel);
     if (!backlog) return [];
     const start = Math.max(0, afterId - backlog.firstId + 1);
     return backlog.messages
-      .slice(start)
+      .slice(start, limit === undefined ? undefined : start + limit)
       .map((json) => JSON.parse(json) as BusMessage);
   }
 

@@ -122,8 +122,15 @@ export interface PresenceStore {
     now: number,
   ): Promise<BusMessage>;
 
-  /** Messages of `channel` with `message_id > afterId`, oldest first (at most the backlog cap). */
-  backlog(channel: string, afterId: number): Promise<BusMessage[]>;
+  /**
+   * Messages of `channel` with `message_id > afterId`, oldest first: at most the backlog cap, and at most
+   * `limit` when given (the oldest `limit` of them), so that one read stays small whatever was asked.
+   */
+  backlog(
+    channel: string,
+    afterId: number,
+    limit?: number,
+  ): Promise<BusMessage[]>;
 
   /** The newest message id of each channel (0 when it has none). */
   lastIds(channels: readonly string[]): Promise<Record<string, number>>;

@@ -364,7 +364,11 @@ export function messageBusRouter(
         );
       }
       if (aborted) return;
-      if (!shouldHold(request, dlp, chunked, result.messages, clientId)) {
+      // A capped answer goes out whole at once (never streamed on): the client's next poll continues.
+      if (
+        result.truncated ||
+        !shouldHold(request, dlp, chunked, result.messages, clientId)
+      ) {
         sendJson(res, result.messages);
         return;
       }

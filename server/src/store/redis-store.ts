@@ -478,14 +478,25 @@ export class RedisStore implements PresenceStore {
     return JSON.parse(json) as BusMessage;
   }
 
-  async backlog(channel: string, afterId: number): Promise<BusMessage[]> {
+  async backlog(
+    channel: string,
+    afterId: number,
+    limit?: number,
+  ): Promise<BusMessage[]> {
     this.#assertOpen();
-    checkStoreCall.backlog(channel, afterId);
-    const messages = await this.#redis.zrangebyscore(
-      this.keys.bus(channel).log,
-      `(${afterId}`,
-      '+inf',
-    );
+    checkStoreCall.backlog(channel, afterId, limit);
+    const key = this.keys.bus(channel).log;
+    const messages =
+      limit === undefined
+        ? await this.#redis.zrangebyscore(key, `(${afterId}`, '+inf')
+        : await this.#redis.zrangebyscore(
+            key,
+            `(${afterId}`,
+            '+inf',
+            'LIMIT',
+            0,
+            limit,
+          );
     return messages.map((json) => JSON.parse(json) as BusMessage);
   }
 

@@ -9,6 +9,8 @@ export {
   type BusRequester,
 } from './audience.js';
 export {
+  DEFAULT_MAX_BYTES_PER_POLL,
+  DEFAULT_MAX_MESSAGES_PER_POLL,
   MessageBus,
   type BusWatch,
   type MessageBusOptions,

@@ -1,5 +1,6 @@
 import { consoleLogger, type Logger } from '../logger.js';
 import type { PresenceStore } from '../store.js';
+import { storeArgs } from '../memory-store.js';
 import type { Audience, BusMessage, Clock } from '../types.js';
 import {
   isAudienceMember,
@@ -52,12 +53,34 @@ export interface MessageBusOptions {
     channel: string,
     requester: BusRequester,
   ) => boolean | Promise<boolean>;
+  /**
+   * Most messages in one poll answer ({@link DEFAULT_MAX_MESSAGES_PER_POLL}); the rest follows on the
+   * next poll, which the client sends at once. Shared out between the channels read, so every channel
+   * moves on each poll.
+   */
+  maxMessagesPerPoll?: number;
+  /** Most bytes of messages in one poll answer ({@link DEFAULT_MAX_BYTES_PER_POLL}); the rest follows. */
+  maxBytesPerPoll?: number;
 }
+
+/**
+ * 500 messages per poll answer: one anonymous poll asking 200 channels with full backlogs from id 0 would
+ * otherwise read and send 200,000 messages (tens of MB) at once, blocking the store for seconds.
+ */
+export const DEFAULT_MAX_MESSAGES_PER_POLL = 500;
+
+/** 512 KiB of messages per poll answer, however large the messages are. */
+export const DEFAULT_MAX_BYTES_PER_POLL = 512 * 1024;
 
 /** What {@link MessageBus.poll} answers. */
 export interface PollResult {
   /** Messages to send now (the `/__status` entry last, if any). Empty → nothing to say yet. */
   messages: WireMessage[];
+  /**
+   * The answer was cut at the per-poll cap: more messages are waiting after `cursor`. Answer at once
+   * (never hold or stream it); the client's next poll, sent at once, continues.
+   */
+  truncated: boolean;
   /**
    * Channel → last id the client will have seen once it processed `messages`: where to wait from. Only
    * channels the requester may follow.
@@ -101,6 +124,8 @@ export class MessageBus {
   readonly #timers: BusTimers;
   readonly #logger: Logger;
   readonly #canFollow: MessageBusOptions['canFollow'];
+  readonly #maxMessages: number;
+  readonly #maxBytes: number;
   readonly #hub: SubscriptionHub;
   readonly #watches = new Set<Watch>();
 
@@ -115,6 +140,14 @@ export class MessageBus {
     this.#timers = options.timers ?? globalTimers;
     this.#logger = options.logger ?? consoleLogger;
     this.#canFollow = options.canFollow;
+    this.#maxMessages = storeArgs.count(
+      options.maxMessagesPerPoll ?? DEFAULT_MAX_MESSAGES_PER_POLL,
+      'maxMessagesPerPoll',
+    );
+    this.#maxBytes = storeArgs.count(
+      options.maxBytesPerPoll ?? DEFAULT_MAX_BYTES_PER_POLL,
+      'maxBytesPerPoll',
+    );
     this.#hub = new SubscriptionHub(this.#store, (error, channel) =>
       this.#logger.error('message bus subscription failed', { channel, error }),
     );
@@ -220,27 +253,54 @@ export class MessageBus {
       }
     }
 
+    // One poll answer is bounded: each channel read gets its share of the message cap, and the answer
+    // stops at the byte cap. A channel cut short continues from its last delivered id on the next poll.
+    const perChannel = Math.max(
+      1,
+      Math.floor(this.#maxMessages / Math.max(1, reads.length)),
+    );
     const backlogs = await Promise.all(
-      reads.map(({ channel, from }) => this.#store.backlog(channel, from)),
+      reads.map(({ channel, from }) =>
+        this.#store.backlog(channel, from, perChannel),
+      ),
     );
     const messages: WireMessage[] = [];
+    let bytes = 2; // the array's brackets
+    let truncated = false;
     reads.forEach(({ channel, from, last }, index) => {
       let position = from;
       let filtered = false;
-      for (const message of backlogs[index] ?? []) {
+      let cut = false;
+      const read = backlogs[index] ?? [];
+      for (const message of read) {
         if (message.channel !== channel || message.message_id <= position)
           continue;
+        if (isAudienceMember(message, requester)) {
+          const wire = toWireMessage(message);
+          // Its JSON, plus the comma that separates it from the previous one.
+          const size = JSON.stringify(wire).length + 1;
+          if (messages.length > 0 && bytes + size > this.#maxBytes) {
+            cut = true;
+            break;
+          }
+          bytes += size;
+          messages.push(wire);
+        } else filtered = true;
         position = message.message_id;
-        if (isAudienceMember(message, requester))
-          messages.push(toWireMessage(message));
-        else filtered = true;
       }
-      // Messages trimmed from a capped backlog are gone for good: continue from the newest id either way.
-      cursor[channel] = Math.max(position, last);
+      if (!cut && read.length >= perChannel && position < last) cut = true;
+      if (cut) {
+        // More after `position`: continue from exactly there.
+        truncated = true;
+        cursor[channel] = position;
+      } else {
+        // Messages trimmed from a capped backlog are gone for good: continue from the newest id.
+        cursor[channel] = Math.max(position, last);
+      }
       if (filtered) status[channel] = cursor[channel];
     });
     if (Object.keys(status).length > 0) messages.push(statusMessage(status));
-    return { messages, cursor };
+    return { messages, cursor, truncated };
   }
 
   /**

@@ -1,0 +1,117 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import request from 'supertest';
+import { createApp, type PresenceApp } from '../src/index.js';
+import { DEFAULT_MAX_BYTES_PER_POLL } from '../src/core/message-bus/index.js';
+import { testOptions } from './support/http-fixtures.js';
+import {
+  connectTestRedis,
+  deleteKeys,
+  randomKeyPrefix,
+  REDIS_URL,
+} from './support/redis-fixture.js';
+
+/**
+ * What one hostile anonymous client can cost the server (issue: reliability under abuse), on Redis, with
+ * the server's defaults. Each test prints the figures it measured.
+ */
+
+interface WireMessage {
+  message_id: number;
+  channel: string;
+}
+
+describe('abuse: one anonymous poll asking every channel from id 0', () => {
+  const prefix = randomKeyPrefix();
+  const admin = connectTestRedis();
+  let app: PresenceApp;
+  const CHANNELS = Array.from({ length: 50 }, (_, i) => `/big/${i}`);
+  const PER_CHANNEL = 200;
+  const PAYLOAD = 'x'.repeat(1_000);
+
+  before(async () => {
+    app = createApp(
+      testOptions({ redisUrl: REDIS_URL, redisKeyPrefix: prefix }),
+    );
+    // 50 channels × 200 messages of 1 KB: a 10 MB backlog, readable by anyone.
+    for (let n = 0; n < PER_CHANNEL; n++) {
+      await Promise.all(
+        CHANNELS.map((channel) =>
+          app.presence.publish(channel, { n, payload: PAYLOAD }),
+        ),
+      );
+    }
+  });
+
+  after(async () => {
+    await app.presence.close();
+    await deleteKeys(admin, `${prefix}*`);
+    await admin.quit();
+  });
+
+  function pollAll(positions: Record<string, number>) {
+    return request(app)
+      .post('/message-bus/attacker/poll')
+      .set('Content-Type', 'application/json')
+      .set('Dont-Chunk', 'true')
+      .send({ ...positions, __seq: 1 });
+  }
+
+  it('gets a bounded answer at once, and the rest on the next polls, without a gap', async () => {
+    const started = Date.now();
+    const first = await pollAll(
+      Object.fromEntries(CHANNELS.map((c) => [c, 0])),
+    ).expect(200);
+    const elapsed = Date.now() - started;
+    const bytes = Buffer.byteLength(first.text);
+    console.log(
+      `# one poll of 50 × 200 × 1 KB from id 0: ${bytes} bytes in ${elapsed} ms (cap ${DEFAULT_MAX_BYTES_PER_POLL})`,
+    );
+    assert.ok(
+      // The cap counts UTF-16 units of ASCII JSON here, i.e. bytes; a status entry may follow.
+      bytes <= DEFAULT_MAX_BYTES_PER_POLL + 1024,
+      `answer ${bytes} bytes, above the cap`,
+    );
+    const messages = first.body as WireMessage[];
+    assert.ok(messages.length > 0, 'an answer, not a held poll');
+
+    // Follow the answers as a client does: every channel's ids come whole and in order.
+    const seen = new Map<string, number[]>(CHANNELS.map((c) => [c, []]));
+    let positions = Object.fromEntries(CHANNELS.map((c) => [c, 0]));
+    let batch = messages;
+    for (let round = 0; batch.length > 0 && round < 200; round++) {
+      for (const m of batch) {
+        seen.get(m.channel)?.push(m.message_id);
+        positions[m.channel] = m.message_id;
+      }
+      const done = [...seen.values()].every(
+        (ids) => ids.length === PER_CHANNEL,
+      );
+      if (done) break;
+      const next = await pollAll(positions).expect(200);
+      batch = next.body as WireMessage[];
+      positions = { ...positions };
+    }
+    for (const [channel, ids] of seen) {
+      assert.equal(ids.length, PER_CHANNEL, `${channel}: every message`);
+      for (let i = 1; i < ids.length; i++)
+        assert.equal(ids[i], ids[i - 1]! + 1, `${channel}: no gap`);
+    }
+  });
+
+  it('four such polls at once do not make the server report an outage', async () => {
+    const all = Object.fromEntries(CHANNELS.map((c) => [c, 0]));
+    const started = Date.now();
+    const answers = await Promise.all([
+      pollAll(all),
+      pollAll(all),
+      pollAll(all),
+      pollAll(all),
+      request(app).get('/healthz'),
+    ]);
+    console.log(
+      `# 4 concurrent full polls + /healthz: statuses ${answers.map((a) => a.status).join(',')} in ${Date.now() - started} ms`,
+    );
+    for (const answer of answers) assert.equal(answer.status, 200, answer.text);
+  });
+});

@@ -16,6 +16,31 @@ import {
  * the server's defaults. Each test prints the figures it measured.
  */
 
+/** Keys and bytes (MEMORY USAGE) Redis holds under `prefix`. */
+async function redisFootprint(
+  redis: ReturnType<typeof connectTestRedis>,
+  prefix: string,
+): Promise<{ keys: number; bytes: number }> {
+  let cursor = '0';
+  let keys = 0;
+  let bytes = 0;
+  do {
+    const [next, batch] = await redis.scan(
+      cursor,
+      'MATCH',
+      `${prefix}*`,
+      'COUNT',
+      1000,
+    );
+    cursor = next;
+    for (const key of batch) {
+      keys += 1;
+      bytes += Number((await redis.memory('USAGE', key)) ?? 0);
+    }
+  } while (cursor !== '0');
+  return { keys, bytes };
+}
+
 interface WireMessage {
   message_id: number;
   channel: string;
@@ -113,5 +138,50 @@ describe('abuse: one anonymous poll asking every channel from id 0', () => {
       `# 4 concurrent full polls + /healthz: statuses ${answers.map((a) => a.status).join(',')} in ${Date.now() - started} ms`,
     );
     for (const answer of answers) assert.equal(answer.status, 200, answer.text);
+  });
+});
+
+describe('abuse: anonymous reads of made-up channel names', () => {
+  const prefix = randomKeyPrefix();
+  const admin = connectTestRedis();
+  let app: PresenceApp;
+
+  before(() => {
+    app = createApp(
+      testOptions({ redisUrl: REDIS_URL, redisKeyPrefix: prefix }),
+    );
+    // A prefix whose callback says "no such topic" for everything asked here.
+    app.presence.registerPrefix('topic', () => null);
+  });
+
+  after(async () => {
+    await app.presence.close();
+    await deleteKeys(admin, `${prefix}*`);
+    await admin.quit();
+  });
+
+  it('leave nothing in Redis, however many names are asked for', async () => {
+    const before = await redisFootprint(admin, prefix);
+    for (let i = 0; i < 40; i++) {
+      const names = Array.from(
+        { length: 50 },
+        (_, j) => `/topic/${i}-${j}-${Math.random().toString(36).slice(2)}`,
+      );
+      await request(app)
+        .get(
+          `/presence/get?${names.map((n) => `channels[]=${encodeURIComponent(n)}`).join('&')}`,
+        )
+        .expect(200);
+      await request(app)
+        .post('/message-bus/anon/poll?dlp=t')
+        .set('Content-Type', 'application/json')
+        .send(Object.fromEntries(names.map((n) => [`/presence${n}`, -1])))
+        .expect(200);
+    }
+    const after = await redisFootprint(admin, prefix);
+    console.log(
+      `# 4,000 anonymous lookups of made-up names: Redis ${before.keys} → ${after.keys} keys, ${before.bytes} → ${after.bytes} bytes`,
+    );
+    assert.equal(after.keys, before.keys);
   });
 });

@@ -155,7 +155,7 @@ for (const [storeName, createBackend] of backends) {
         assert.equal(calls, 2, 'expired after the TTL');
       });
 
-      it('caches "not found" too', async () => {
+      it('caches "not found" in the process for 10 s, never in the store', async () => {
         const core = createCore();
         let calls = 0;
         core.registerPrefix('site', () => {
@@ -165,6 +165,32 @@ for (const [storeName, createBackend] of backends) {
         assert.equal(await core.getConfig('/site/gone'), null);
         assert.equal(await core.state('/site/gone', ann), null);
         assert.equal(calls, 1);
+        assert.equal(
+          await backend.store.getConfig('/site/gone', now),
+          undefined,
+          'no store entry: made-up names cost the store nothing',
+        );
+        now += 9_999;
+        await core.getConfig('/site/gone');
+        assert.equal(calls, 1);
+        now += 1;
+        await core.getConfig('/site/gone');
+        assert.equal(
+          calls,
+          2,
+          'asked again after 10 s: a new channel is found soon',
+        );
+      });
+
+      it('invalidateConfig forgets a "not found" remembered in the process', async () => {
+        const core = createCore();
+        let exists = false;
+        core.registerPrefix('topic', () => (exists ? { public: true } : null));
+        assert.equal(await core.getConfig('/topic/9'), null);
+        exists = true;
+        assert.equal(await core.getConfig('/topic/9'), null, 'remembered');
+        await core.invalidateConfig('/topic/9');
+        assert.equal((await core.getConfig('/topic/9'))?.public, true);
       });
 
       it('shares cached results between processes through the store', async () => {

@@ -37,8 +37,20 @@ export interface ChannelRegistryOptions {
 }
 
 /**
- * Prefix callbacks plus the config cache. Results, "not found" included, are cached in the STORE so every
- * server process shares them and a callback runs about once per TTL per channel across the deployment.
+ * "Not found" answers are remembered in the process for at most 10 s (or the TTL, if shorter), never in
+ * the store: anyone may ask for any name, and a store key per made-up name (336 bytes for 2 minutes on
+ * Redis) let one anonymous client fill Redis at thousands of keys a second. Short, so a channel that
+ * comes into existence (a new topic) is found within seconds by every process.
+ */
+export const NEGATIVE_CONFIG_TTL_MS = 10_000;
+
+/** Most "not found" answers remembered per process; the oldest are forgotten first. */
+export const MAX_NEGATIVE_CONFIGS = 10_000;
+
+/**
+ * Prefix callbacks plus the config cache. Configs are cached in the STORE so every server process shares
+ * them and a callback runs about once per TTL per channel across the deployment; "not found" is cached
+ * in the process only (see {@link NEGATIVE_CONFIG_TTL_MS}).
  * Failed lookups (a callback that throws, rejects or returns something invalid) are logged and count as
  * "not found" for that call only: they are not cached, so a transient failure in host code does not hide a
  * channel for a whole TTL. Concurrent lookups of one name in one process share a single callback call.
@@ -50,6 +62,8 @@ export class ChannelRegistry {
   readonly #logger: Logger;
   readonly #callbacks = new Map<string, PrefixCallback>();
   readonly #inFlight = new Map<string, InFlightLookup>();
+  /** Names the callback said do not exist → until when that answer is reused (insertion order = age). */
+  readonly #notFound = new Map<string, number>();
 
   constructor(options: ChannelRegistryOptions) {
     this.#store = options.store;
@@ -123,6 +137,7 @@ export class ChannelRegistry {
       pending.stale = true;
       this.#inFlight.delete(name);
     }
+    this.#notFound.delete(name);
     await this.#store.deleteConfig(name);
   }
 
@@ -132,6 +147,11 @@ export class ChannelRegistry {
     entry: InFlightLookup,
   ): Promise<ChannelConfig | null> {
     if (this.#ttlMs > 0) {
+      const until = this.#notFound.get(name);
+      if (until !== undefined) {
+        if (until > this.#clock()) return null;
+        this.#notFound.delete(name);
+      }
       const cached = await this.#store.getConfig(
         name,
         Math.floor(this.#clock()),
@@ -143,6 +163,10 @@ export class ChannelRegistry {
     }
     const result = await this.#callCallback(name, callback);
     if (result === undefined) return null; // failed: logged, not cached
+    if (result === null) {
+      if (this.#ttlMs > 0 && !entry.stale) this.#rememberNotFound(name);
+      return null;
+    }
     if (this.#ttlMs > 0 && !entry.stale) {
       await this.#store.setConfig(
         name,
@@ -152,6 +176,19 @@ export class ChannelRegistry {
       );
     }
     return result;
+  }
+
+  #rememberNotFound(name: string): void {
+    this.#notFound.delete(name); // re-inserted as the newest
+    this.#notFound.set(
+      name,
+      this.#clock() + Math.min(this.#ttlMs, NEGATIVE_CONFIG_TTL_MS),
+    );
+    while (this.#notFound.size > MAX_NEGATIVE_CONFIGS) {
+      const oldest = this.#notFound.keys().next().value;
+      if (oldest === undefined) break;
+      this.#notFound.delete(oldest);
+    }
   }
 
   /** A cached entry, re-validated because another (possibly older) process may have written it. */

@@ -9,7 +9,8 @@
  * Kinds:
  * - `bare-form`: a bare Express route parsing the same form body as `/presence/update` and answering `{}`;
  * - `presence`: the real `createApp` (memory or Redis store);
- * - `fanout`: the same, with `maxHeldPolls` raised to hold every poll of the bench;
+ * - `fanout`: the same, with `maxHeldPolls` (and the per-address cap) raised to hold every poll of the
+ *   bench;
  * - `event-baseline`: a bare `node:http` server holding requests and answering them all on one
  *   `EventEmitter` emit.
  */
@@ -75,6 +76,8 @@ async function start(config: ChildConfig): Promise<Running> {
           ? {
               longPollMs: 120_000,
               maxHeldPolls: config.maxHeldPolls ?? 20_000,
+              // Every poll of the bench comes from this machine's address.
+              maxHeldPollsPerPeer: config.maxHeldPolls ?? 20_000,
             }
           : {}),
         currentUser: benchUser,

@@ -143,6 +143,8 @@ export interface PresenceServerOptions {
   longPollMs?: number;
   /** Long polls held at once by this process; beyond it polls are answered at once. Default 1000. */
   maxHeldPolls?: number;
+  /** Long polls held at once per signed-in user, or per IP for anonymous polls. Default 50. */
+  maxHeldPollsPerPeer?: number;
   /** Origins besides the server's own that may POST (CSRF allow-list, see `csrfProtection`). */
   allowedOrigins?: readonly string[];
   /** Structured logger. Default: JSON lines on stdout at `info`. */
@@ -316,6 +318,7 @@ function assemble(
     canFollow: presenceChannelAccess(core),
     longPollMs: options.longPollMs,
     maxHeldPolls: options.maxHeldPolls,
+    maxHeldPollsPerPeer: options.maxHeldPollsPerPeer,
     allowedOrigins: options.allowedOrigins,
   });
 

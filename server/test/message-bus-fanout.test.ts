@@ -113,17 +113,22 @@ describe(`message-bus fan-out between two server instances (${hasRedisStore ? 'R
     servers = [];
   });
 
-  /** Two instances, each with its own store (and connections) on the shared backend. */
+  /**
+   * Two instances, each with its own store (and connections) on the shared backend. Every poll of these
+   * tests comes from 127.0.0.1, so the per-address cap is raised out of the way.
+   */
   async function twoInstances(): Promise<[BusServer, BusServer]> {
     const first = await startBusServer({
       store: await backend.store(),
       clock: () => T,
       longPollMs: 5000,
+      maxHeldPollsPerPeer: 1000,
     });
     const second = await startBusServer({
       store: await backend.store(),
       clock: () => T,
       longPollMs: 5000,
+      maxHeldPollsPerPeer: 1000,
     });
     servers.push(first, second);
     assert.notEqual(first.origin, second.origin);

@@ -893,6 +893,48 @@ describe('message-bus router: held polls per client', () => {
   });
 });
 
+describe('message-bus router: held polls per peer', () => {
+  it('one anonymous address holds at most maxHeldPollsPerPeer polls; its others are answered at once, and other peers still get held polls', async () => {
+    const { origin, server } = await serve(
+      { maxHeldPolls: 100, maxHeldPollsPerPeer: 3 },
+      1,
+    );
+    const mine = [1, 2, 3].map((n) =>
+      openPoll(origin, { clientId: `anon-${n}`, body: { '/chat': msgId(1) } }),
+    );
+    await until(() => server.router.stats().heldPolls === 3, 'three held');
+    const fourth = await poll(origin, {
+      clientId: 'anon-4',
+      body: { '/chat': msgId(1) },
+    });
+    assert.equal(fourth.status, 200);
+    assert.equal(fourth.headers['content-type'], JSON_TYPE, 'answered at once');
+    assert.deepEqual(fourth.body, []);
+    assert.equal(server.router.stats().heldPolls, 3);
+
+    // A signed-in user from the same address is another peer: held.
+    const signedIn = openPoll(origin, {
+      clientId: 'user-tab',
+      headers: as('ann'),
+      body: { '/chat': msgId(1) },
+    });
+    await until(
+      () => server.router.stats().heldPolls === 4,
+      'the user is held',
+    );
+
+    // Releasing one of the address's polls frees a slot for it again.
+    mine[0]!.abort();
+    await until(() => server.router.stats().heldPolls === 3, 'released');
+    const again = openPoll(origin, {
+      clientId: 'anon-5',
+      body: { '/chat': msgId(1) },
+    });
+    await until(() => server.router.stats().heldPolls === 4, 'held again');
+    for (const open of [...mine, signedIn, again]) open.abort();
+  });
+});
+
 describe('message-bus router: lifecycle', () => {
   it('an aborted poll releases its hold, timer, listener and subscription at once', async () => {
     const { origin, server } = await serve({ longPollMs: 60_000 });
@@ -907,6 +949,7 @@ describe('message-bus router: lifecycle', () => {
     const { origin, server } = await serve({
       longPollMs: 60_000,
       maxHeldPolls: 1000,
+      maxHeldPollsPerPeer: 1000, // every poll here comes from 127.0.0.1
     });
     const polls = Array.from({ length: 1000 }, (_, n) =>
       openPoll(origin, {

@@ -29,6 +29,7 @@ export interface BusEndpointOptions {
   longPollMs?: number | undefined;
   /** Long polls held at once; beyond it polls are answered at once. Absent → the router's default. */
   maxHeldPolls?: number | undefined;
+  maxHeldPollsPerPeer?: number | undefined;
   /** Origins granted CORS for cross-origin polls. Absent → none. */
   allowedOrigins?: readonly string[] | undefined;
 }
@@ -61,6 +62,7 @@ export function createBusEndpoint(options: BusEndpointOptions): BusEndpoint {
     // Absent (undefined) options take the router's defaults.
     longPollMs: options.longPollMs,
     maxHeldPolls: options.maxHeldPolls,
+    maxHeldPollsPerPeer: options.maxHeldPollsPerPeer,
     allowedOrigins: options.allowedOrigins,
   });
   return {

@@ -28,6 +28,14 @@ export const DEFAULT_LONG_POLL_MS = 25_000;
  */
 export const DEFAULT_MAX_HELD_POLLS = 1000;
 
+/**
+ * 50 held polls per peer — a signed-in user (by id), else an IP address: one tab holds one poll, so 50
+ * tabs of one person or of one office behind one address, while one client cannot take every slot of
+ * {@link DEFAULT_MAX_HELD_POLLS} and push everyone else to plain polling. Past it, that peer's polls are
+ * answered at once.
+ */
+export const DEFAULT_MAX_HELD_POLLS_PER_PEER = 50;
+
 /** Headers on every poll response: a poll answer is never reusable by any cache. */
 export const NO_CACHE_HEADERS: Readonly<Record<string, string>> = Object.freeze(
   {
@@ -64,6 +72,11 @@ export interface MessageBusRouterOptions {
   longPollMs?: number;
   /** Most polls held at once by this router; above it polls are answered at once. Default 1000. */
   maxHeldPolls?: number;
+  /**
+   * Most polls held at once for one peer: a signed-in user, or an IP address for anonymous polls (the
+   * socket's address, or the forwarded one when `trust proxy` says so). Default 50.
+   */
+  maxHeldPollsPerPeer?: number;
   /** Most channels in one poll (400 beyond). Default 200. */
   maxChannelsPerPoll?: number;
   /** Largest poll body in bytes (413 beyond). Default 64 KiB. */
@@ -155,6 +168,11 @@ export function messageBusRouter(
     DEFAULT_MAX_HELD_POLLS,
     'maxHeldPolls',
   );
+  const maxHeldPollsPerPeer = nonNegativeInteger(
+    options.maxHeldPollsPerPeer,
+    DEFAULT_MAX_HELD_POLLS_PER_PEER,
+    'maxHeldPollsPerPeer',
+  );
   const maxBodyBytes = positiveInteger(
     options.maxBodyBytes,
     DEFAULT_POLL_BODY_LIMIT_BYTES,
@@ -184,10 +202,14 @@ export function messageBusRouter(
   let timers = 0;
   let closing = false;
 
+  /** Held polls per peer (see {@link peerOf}). */
+  const heldPerPeer = new Map<string, number>();
+
   class HeldPoll {
     readonly clientId: string;
     readonly seq: number;
     readonly chunked: boolean;
+    readonly peer: string;
     readonly #res: Response;
     #watch: BusWatch | null = null;
     #cancelTimer: (() => void) | null = null;
@@ -197,11 +219,13 @@ export function messageBusRouter(
       clientId: string,
       seq: number,
       chunked: boolean,
+      peer: string,
       res: Response,
     ) {
       this.clientId = clientId;
       this.seq = seq;
       this.chunked = chunked;
+      this.peer = peer;
       this.#res = res;
     }
 
@@ -212,6 +236,7 @@ export function messageBusRouter(
       ready: WireMessage[],
     ): void {
       held.set(this.clientId, this);
+      heldPerPeer.set(this.peer, (heldPerPeer.get(this.peer) ?? 0) + 1);
       this.#res.on('close', this.#onClose);
       const timer = setTimeout(() => this.finish('timeout'), longPollMs);
       timers += 1;
@@ -288,6 +313,9 @@ export function messageBusRouter(
       this.#watch?.close();
       this.#watch = null;
       if (held.get(this.clientId) === this) held.delete(this.clientId);
+      const count = (heldPerPeer.get(this.peer) ?? 1) - 1;
+      if (count > 0) heldPerPeer.set(this.peer, count);
+      else heldPerPeer.delete(this.peer);
       this.#res.off('close', this.#onClose);
       return status;
     }
@@ -337,6 +365,7 @@ export function messageBusRouter(
         clientId,
         user: toBusUser(await currentUser(req)),
       };
+      const peer = peerOf(req, requester);
       const query = rawQuery(req);
       const dlp = query.get('dlp') === 't';
       const chunked =
@@ -367,13 +396,13 @@ export function messageBusRouter(
       // A capped answer goes out whole at once (never streamed on): the client's next poll continues.
       if (
         result.truncated ||
-        !shouldHold(request, dlp, chunked, result.messages, clientId)
+        !shouldHold(request, dlp, chunked, result.messages, clientId, peer)
       ) {
         sendJson(res, result.messages);
         return;
       }
       held.get(clientId)?.finish('replaced');
-      new HeldPoll(clientId, request.seq, chunked, res).start(
+      new HeldPoll(clientId, request.seq, chunked, peer, res).start(
         result.cursor,
         requester,
         result.messages,
@@ -393,6 +422,7 @@ export function messageBusRouter(
     chunked: boolean,
     ready: WireMessage[],
     clientId: string,
+    peer: string,
   ): boolean {
     if (dlp || closing || request.positions.length === 0) return false;
     // A long poll with something to say answers now; a stream sends it as its first chunk and stays open.
@@ -401,7 +431,9 @@ export function messageBusRouter(
     // Another poll of this client arrived while this one read the backlog, and it is newer: this one is stale.
     if (current && current.seq > request.seq) return false;
     const others = held.size - (current ? 1 : 0);
-    return others < maxHeldPolls;
+    const mine =
+      (heldPerPeer.get(peer) ?? 0) - (current?.peer === peer ? 1 : 0);
+    return others < maxHeldPolls && mine < maxHeldPollsPerPeer;
   }
 
   const router = express.Router() as MessageBusRouter;
@@ -509,6 +541,15 @@ function sendError(res: Response, error: unknown, logger?: Logger): void {
 }
 
 /** Only what audience filtering and `canFollow` need; a malformed hook result is a loud host bug. */
+/**
+ * Who a held poll counts against: the signed-in user (every tab and device of theirs), else the client's
+ * address (`req.ip`: the socket's, or the forwarded one only when `trust proxy` says a proxy is in front).
+ */
+function peerOf(req: Request, requester: BusRequester): string {
+  if (requester.user) return `user:${requester.user.id}`;
+  return `ip:${req.ip ?? req.socket.remoteAddress ?? 'unknown'}`;
+}
+
 function toBusUser(user: CurrentUser | null | undefined): BusRequester['user'] {
   if (user === null || user === undefined) return null;
   if (typeof user !== 'object' || !Number.isSafeInteger(user.id)) {

@@ -154,7 +154,7 @@ describe('RedisStore on one Redis', () => {
       );
     }));
 
-  it('changes state, stores and publishes each change in one round trip; heartbeats touch no shared key', async () => {
+  it('changes state, stores and publishes each change in one round trip; heartbeats of known clients touch no shared key', async () => {
     const connection = new Redis(REDIS_URL, FAIL_FAST);
     const store = new RedisStore(connection, { keyPrefix: randomKeyPrefix() });
     const sent: string[] = [];
@@ -186,20 +186,24 @@ describe('RedisStore on one Redis', () => {
         await roundTrips(() =>
           store.present('/site/online', user(1), 'tab', 1000, PUBLIC, T),
         ),
-        [`script ${keys.clients}`, 'zadd'],
-        'the first client also indexes the channel for the sweep',
+        ['zadd', `script ${keys.clients}`, 'zadd'],
+        'a client this process has not seen is indexed for the sweep BEFORE the state changes (a crash ' +
+          'between the two leaves no unswept client); the first client indexes again after, in case a ' +
+          'sweeper was re-scoring the entry',
       );
       assert.deepEqual(
         await roundTrips(() =>
           store.present('/site/online', user(1), 'tab', 1000, PUBLIC, T + 1),
         ),
         [`script ${keys.clients}`],
+        'a heartbeat of a known client touches no shared key',
       );
       assert.deepEqual(
         await roundTrips(() =>
           store.present('/site/online', user(2), 'tab', 5000, PUBLIC, T + 1),
         ),
-        [`script ${keys.clients}`],
+        ['zadd', `script ${keys.clients}`],
+        'another new client: index first (ZADD LT, a no-op for a later expiry)',
       );
       assert.deepEqual(
         await roundTrips(() =>

@@ -77,6 +77,12 @@ const MAX_SWEEP_ROUNDS = 100;
  */
 const CHANNEL_CACHE_SIZE = 1024;
 
+/**
+ * Clients this process has seen present (channel + client id → until when), so their heartbeats skip
+ * the sweep-index write (see `present`). Bounded: a forgotten client only costs one extra ZADD.
+ */
+const KNOWN_CLIENTS_SIZE = 50_000;
+
 interface ScriptSpec {
   command: string;
   file: string;
@@ -254,6 +260,7 @@ export class RedisStore implements PresenceStore {
   readonly #commands = new Map<ScriptName, ScriptCommand>();
   /** Least recently used first (a hit moves its entry to the end). */
   readonly #channels = new Map<string, ChannelEntry>();
+  readonly #knownClients = new Map<string, number>();
 
   #subscriber: RedisConnection | undefined;
   /** A bus channel is SSUBSCRIBEd while it has at least one listener here. */
@@ -362,26 +369,42 @@ export class RedisStore implements PresenceStore {
 
     const entry = this.#channel(channel);
     const userJson = JSON.stringify(member);
-    const [changed, messageJson, indexAt] = (await this.#run(
-      'present',
-      entry.scriptKeys,
-      [
-        `${member.id}:${clientId}`,
-        member.id,
-        userJson,
-        now + timeoutMs,
-        now,
-        checked.countOnly ? '1' : '0',
-        checked.audience ? '1' : '0',
-        checked.audience ? audienceJson(checked.audience) : '',
-        entry.busChannelJson,
-      ],
-    )) as [number, string | null, string | null];
+    // The sweep index entry is written BEFORE the state when this process has not seen this client here
+    // within its timeout (ZADD LT: it only ever moves a channel's due time earlier). A crash at any
+    // instant then leaves at worst an index entry for a channel with nothing due, which the sweeper
+    // drops — never a present client that no sweep would ever find (it would stay visible until its keys
+    // expire). A heartbeat of a client this process knows writes nothing shared. On one node the two
+    // commands go out in order on one connection; a cluster keeps the index in another slot, so it is
+    // awaited first.
+    const known = `${channel}\n${member.id}:${clientId}`;
+    const indexFirst =
+      (this.#knownClients.get(known) ?? -Infinity) > now
+        ? undefined
+        : this.#redis.zadd(entry.sweepShard, 'LT', now + timeoutMs, channel);
+    if (indexFirst && this.#isCluster) await indexFirst;
+    const script = this.#run('present', entry.scriptKeys, [
+      `${member.id}:${clientId}`,
+      member.id,
+      userJson,
+      now + timeoutMs,
+      now,
+      checked.countOnly ? '1' : '0',
+      checked.audience ? '1' : '0',
+      checked.audience ? audienceJson(checked.audience) : '',
+      entry.busChannelJson,
+    ]);
+    const [, reply] = await Promise.all([indexFirst, script]);
+    this.#rememberClient(known, now + timeoutMs);
+    const [changed, messageJson, indexAt] = reply as [
+      number,
+      string | null,
+      string | null,
+    ];
 
     if (indexAt !== null) {
-      // Outside the script on purpose: the index shard lives in another slot. A plain ZADD (not LT): the
-      // script only asks when the due time got earlier, and the sweeper's compare-and-set must see the
-      // score change even if its stale entry was lower.
+      // The due time got earlier while a sweeper may have been re-scoring the entry (its compare-and-set
+      // could have removed it between our first ZADD and the script): write it again. A plain ZADD (not
+      // LT): the sweeper's compare-and-set must see the score change even if its stale entry was lower.
       await this.#redis
         .zadd(entry.sweepShard, indexAt, channel)
         .catch((error: unknown) => {
@@ -405,6 +428,7 @@ export class RedisStore implements PresenceStore {
     const checked = checkStoreCall.leave(channel, userId, clientId, rules, now);
 
     const entry = this.#channel(channel);
+    this.#knownClients.delete(`${channel}\n${userId}:${clientId}`);
     const [changed, messageJson] = (await this.#run('leave', entry.scriptKeys, [
       `${userId}:${clientId}`,
       userId,
@@ -644,6 +668,13 @@ export class RedisStore implements PresenceStore {
   }
 
   /** The cached keys of a presence channel (least recently used evicted first). */
+  #rememberClient(known: string, until: number): void {
+    this.#knownClients.delete(known); // re-inserted as the newest
+    this.#knownClients.set(known, until);
+    if (this.#knownClients.size > KNOWN_CLIENTS_SIZE)
+      this.#knownClients.delete(this.#knownClients.keys().next().value!);
+  }
+
   #channel(channel: string): ChannelEntry {
     let entry = this.#channels.get(channel);
     if (entry !== undefined) {

@@ -21,7 +21,8 @@
   ARGV[7] audienceJson    ',"user_ids":[..]...' or ""
   ARGV[8] busChannelJson
 
-  Per-store constants (written by the loader): BACKLOG_SIZE, CHANNEL_TTL_MS, BACKLOG_TTL_MS, IDS_PER_MS.
+  Per-store constants (written by the loader): BACKLOG_SIZE, CHANNEL_TTL_MS, BACKLOG_TTL_MS, IDS_PER_MS,
+  EMPTY_CHANNEL_TTL_MS.
 
   Returns { changed (1|0), message JSON | nil }
 ]]
@@ -63,5 +64,5 @@ if changed == 1 and publish == '1' then
   message = appendMessage(busMetaKey, busLogKey, shardChannel, busChannelJson, data, audienceJson, now)
 end
 
-touchChannel(clientsKey, usersKey, profilesKey, infoKey, busMetaKey, busLogKey)
+settleChannel(clientsKey, usersKey, profilesKey, infoKey, busMetaKey, busLogKey)
 return {changed, message}

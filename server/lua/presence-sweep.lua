@@ -16,7 +16,8 @@
   ARGV[1] now             ms
   ARGV[2] busChannelJson
 
-  Per-store constants (written by the loader): BACKLOG_SIZE, CHANNEL_TTL_MS, BACKLOG_TTL_MS, IDS_PER_MS.
+  Per-store constants (written by the loader): BACKLOG_SIZE, CHANNEL_TTL_MS, BACKLOG_TTL_MS, IDS_PER_MS,
+  EMPTY_CHANNEL_TTL_MS.
 
   Returns { expiredClients, nextDue (ms string) | nil when the channel is empty, message JSON | nil }
 ]]
@@ -55,6 +56,6 @@ if #expired > 0 then
     end
     message = appendMessage(busMetaKey, busLogKey, shardChannel, busChannelJson, data, rules[3] or '', now)
   end
-  touchChannel(clientsKey, usersKey, profilesKey, infoKey, busMetaKey, busLogKey)
+  settleChannel(clientsKey, usersKey, profilesKey, infoKey, busMetaKey, busLogKey)
 end
 return {#expired, nextDue, message}

@@ -3,7 +3,12 @@ import { after, before, describe, it } from 'node:test';
 import request from 'supertest';
 import { createApp, type PresenceApp } from '../src/index.js';
 import { DEFAULT_MAX_BYTES_PER_POLL } from '../src/core/message-bus/index.js';
-import { testOptions } from './support/http-fixtures.js';
+import { DEFAULT_EMPTY_CHANNEL_TTL_MS } from '../src/core/memory-store.js';
+import {
+  allowedUser,
+  SAME_SITE_HEADERS,
+  testOptions,
+} from './support/http-fixtures.js';
 import {
   connectTestRedis,
   deleteKeys,
@@ -16,14 +21,21 @@ import {
  * the server's defaults. Each test prints the figures it measured.
  */
 
-/** Keys and bytes (MEMORY USAGE) Redis holds under `prefix`. */
+/** Keys, bytes (MEMORY USAGE) and the longest TTL Redis holds under `prefix` (TTL -1: none). */
 async function redisFootprint(
   redis: ReturnType<typeof connectTestRedis>,
   prefix: string,
-): Promise<{ keys: number; bytes: number }> {
+): Promise<{
+  keys: number;
+  bytes: number;
+  maxTtlMs: number;
+  withoutTtl: string[];
+}> {
   let cursor = '0';
   let keys = 0;
   let bytes = 0;
+  let maxTtlMs = 0;
+  const withoutTtl: string[] = [];
   do {
     const [next, batch] = await redis.scan(
       cursor,
@@ -36,9 +48,12 @@ async function redisFootprint(
     for (const key of batch) {
       keys += 1;
       bytes += Number((await redis.memory('USAGE', key)) ?? 0);
+      const ttl = await redis.pttl(key);
+      if (ttl < 0) withoutTtl.push(key.slice(prefix.length));
+      else maxTtlMs = Math.max(maxTtlMs, ttl);
     }
   } while (cursor !== '0');
-  return { keys, bytes };
+  return { keys, bytes, maxTtlMs, withoutTtl };
 }
 
 interface WireMessage {
@@ -183,5 +198,60 @@ describe('abuse: anonymous reads of made-up channel names', () => {
       `# 4,000 anonymous lookups of made-up names: Redis ${before.keys} → ${after.keys} keys, ${before.bytes} → ${after.bytes} bytes`,
     );
     assert.equal(after.keys, before.keys);
+  });
+});
+
+describe('abuse: a signed-in user entering and leaving fresh names', () => {
+  const prefix = randomKeyPrefix();
+  const admin = connectTestRedis();
+  let app: PresenceApp;
+  let skew = 0; // the server's clock may run ahead, to let the sweeper find what is due
+
+  before(() => {
+    app = createApp(
+      testOptions({
+        redisUrl: REDIS_URL,
+        redisKeyPrefix: prefix,
+        rateLimit: false,
+        clock: () => Date.now() + skew,
+      }),
+    );
+    // A prefix that accepts any suffix: the worst case for storage.
+    app.presence.registerPrefix('any', () => ({ public: true }));
+  });
+
+  after(async () => {
+    await app.presence.close();
+    await deleteKeys(admin, `${prefix}*`);
+    await admin.quit();
+  });
+
+  it(`leaves what it churned for ${DEFAULT_EMPTY_CHANNEL_TTL_MS / 60_000} minutes, not days`, async () => {
+    const ROUNDS = 10;
+    for (let round = 0; round < ROUNDS; round++) {
+      const names = Array.from({ length: 50 }, (_, i) => `/any/${round}-${i}`);
+      for (const key of ['present_channels', 'leave_channels']) {
+        await request(app)
+          .post('/presence/update')
+          .set(SAME_SITE_HEADERS)
+          .set('X-Test-User', String(allowedUser.id))
+          .send({ client_id: 'churn', [key]: names })
+          .expect(200);
+      }
+    }
+    // The sweeper's next pass (due one channel timeout later) drops their sweep-index entries.
+    skew += 61_000;
+    await app.presence.sweep();
+    const left = await redisFootprint(admin, prefix);
+    console.log(
+      `# ${ROUNDS * 50} channels entered and left: ${left.keys} keys, ${left.bytes} bytes ` +
+        `(${Math.round(left.bytes / (ROUNDS * 50))} per channel), all gone within ${Math.round(left.maxTtlMs / 1000)} s ` +
+        `(before: backlogs 7 days, channel info 24 h)`,
+    );
+    assert.deepEqual(left.withoutTtl, [], 'every key left expires');
+    assert.ok(
+      left.maxTtlMs <= DEFAULT_EMPTY_CHANNEL_TTL_MS,
+      `every key left expires within ${DEFAULT_EMPTY_CHANNEL_TTL_MS} ms (longest: ${left.maxTtlMs})`,
+    );
   });
 });

@@ -27,6 +27,35 @@ const PUBLIC = { countOnly: false, audience: {} };
 const msgId = messageIds(T);
 
 describe('MemoryStore', () => {
+  it('drops an empty channel and, emptyChannelTtlMs after it emptied, its backlog; an enter before keeps it', async () => {
+    const MIN = 60_000;
+    const store = new MemoryStore({ emptyChannelTtlMs: 10 * MIN });
+    const BUS = '/presence/site/online';
+    await store.present('/site/online', user(1), 'tab', MIN, PUBLIC, T);
+    await store.leave('/site/online', 1, 'tab', PUBLIC, T + 1);
+    await store.state('/site/online', false, T + 10 * MIN); // the clock moves on
+    assert.deepEqual(
+      await store.lastIds([BUS]),
+      { [BUS]: msgId(2) },
+      'kept 10 min',
+    );
+    await store.state('/site/online', false, T + 1 + 10 * MIN);
+    assert.deepEqual(await store.lastIds([BUS]), { [BUS]: 0 }, 'gone after');
+
+    // Emptied by the sweeper, then entered again before the deadline: the backlog stays.
+    const T2 = T + HOUR;
+    await store.present('/site/b', user(1), 'tab', MIN, PUBLIC, T2);
+    await store.sweep(T2 + MIN);
+    await store.present('/site/b', user(2), 'tab', MIN, PUBLIC, T2 + 5 * MIN);
+    await store.state('/site/b', false, T2 + 30 * MIN);
+    assert.equal(
+      (await store.lastIds(['/presence/site/b']))['/presence/site/b'],
+      messageIds(T2)(3),
+      'someone entered before the deadline',
+    );
+    await store.close();
+  });
+
   it('drops a channel 24 hours after its last activity', async () => {
     const store = new MemoryStore();
     await store.present('/site/online', user(1), 'tab', 48 * HOUR, PUBLIC, T);

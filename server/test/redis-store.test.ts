@@ -50,6 +50,49 @@ describe('RedisStore on one Redis', () => {
     }
   }
 
+  it("keeps an emptied channel's rules and backlog only emptyChannelTtlMs; an enter restores the long TTLs", async () => {
+    const store = new RedisStore(shared, {
+      keyPrefix: randomKeyPrefix(),
+      emptyChannelTtlMs: 600_000,
+    });
+    try {
+      const keys = store.keys.presence('/site/online');
+      const ttls = async () =>
+        Promise.all(
+          [keys.info, keys.bus.meta, keys.bus.log].map((key) =>
+            shared.pttl(key),
+          ),
+        );
+      await store.present('/site/online', user(1), 'tab', 60_000, PUBLIC, T);
+      await store.leave('/site/online', 1, 'tab', PUBLIC, T + 1);
+      for (const ttl of await ttls())
+        assert.ok(ttl > 0 && ttl <= 600_000, `short TTL once empty (${ttl})`);
+      assert.equal(
+        await shared.exists(keys.clients, keys.users, keys.profiles),
+        0,
+      );
+
+      await store.present(
+        '/site/online',
+        user(2),
+        'tab',
+        60_000,
+        PUBLIC,
+        T + 2,
+      );
+      for (const ttl of await ttls())
+        assert.ok(ttl > 600_000, `long TTL while someone is in (${ttl})`);
+
+      // Emptied by the sweeper: short again.
+      await store.sweep(T + 2 + 60_000);
+      for (const ttl of await ttls())
+        assert.ok(ttl > 0 && ttl <= 600_000, `short after the sweep (${ttl})`);
+    } finally {
+      await store.close();
+      await deleteKeys(shared, store.keys.pattern());
+    }
+  });
+
   it('expires channel keys 24 hours and backlogs 7 days after their last activity', () =>
     withStore(async (store) => {
       await store.present('/site/online', user(1), 'tab', 60_000, PUBLIC, T);

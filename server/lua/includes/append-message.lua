@@ -2,7 +2,7 @@
   Shared helpers, spliced into a script where it says `-- @include append-message` (the loader in
   server/src/store/redis-store.ts does the splicing, so every script stays one EVALSHA). They use the
   per-store constants the loader writes at `-- @constants` (BACKLOG_SIZE, CHANNEL_TTL_MS, BACKLOG_TTL_MS,
-  IDS_PER_MS, OVERDUE_MS).
+  IDS_PER_MS, OVERDUE_MS, EMPTY_CHANNEL_TTL_MS).
 
   appendMessage: gives a bus message its ids, appends it to the channel's backlog, trims the backlog to its
   cap and SPUBLISHes it to the channel's shard channel. Returns the message JSON. It does NOT refresh the
@@ -73,4 +73,21 @@ local function touchChannel(clientsKey, usersKey, profilesKey, infoKey, metaKey,
   rcall('PEXPIRE', profilesKey, CHANNEL_TTL_TEXT)
   rcall('PEXPIRE', infoKey, CHANNEL_TTL_TEXT)
   touchBacklog(metaKey, logKey)
+end
+
+--[[
+  settleChannel: after a leave or a sweep. A channel that still has clients is touched as usual; one
+  nobody is in any more (its clients, users and profiles are gone: Redis drops empty hashes and sets)
+  keeps its rules and backlog only EMPTY_CHANNEL_TTL_MS, not the long TTLs, so made-up or abandoned
+  channels cost minutes of storage, not days. A later present restores the long TTLs.
+]]
+local EMPTY_CHANNEL_TTL_TEXT = string.format('%d', EMPTY_CHANNEL_TTL_MS)
+local function settleChannel(clientsKey, usersKey, profilesKey, infoKey, metaKey, logKey)
+  if rcall('EXISTS', clientsKey) == 1 then
+    touchChannel(clientsKey, usersKey, profilesKey, infoKey, metaKey, logKey)
+  else
+    rcall('PEXPIRE', infoKey, EMPTY_CHANNEL_TTL_TEXT)
+    rcall('PEXPIRE', metaKey, EMPTY_CHANNEL_TTL_TEXT)
+    rcall('PEXPIRE', logKey, EMPTY_CHANNEL_TTL_TEXT)
+  end
 end

@@ -26,6 +26,13 @@ export interface RetentionOptions {
   backlogTtlMs?: number;
   /** A presence channel's data is dropped after this long without activity. Default 24 hours. */
   channelTtlMs?: number;
+  /**
+   * What is left of a presence channel once nobody is in it (its publish rules and its backlog) is
+   * dropped this long after the last client left or expired, instead of after the long TTLs above.
+   * Default 10 minutes: enough for a client that lost its connection for a while to catch up from the
+   * backlog; one that comes back later resyncs (the ids of a new backlog jump, see firstMessageIdBase).
+   */
+  emptyChannelTtlMs?: number;
 }
 
 /** Options of {@link MemoryStore}. Every field is optional. */
@@ -43,6 +50,11 @@ export const DEFAULT_BACKLOG_SIZE = 1000;
 export const DEFAULT_BACKLOG_TTL_MS = 7 * 24 * 60 * 60 * 1000;
 /** Presence channels are garbage-collected 24 h after their last activity (SPEC §2.1). */
 export const DEFAULT_CHANNEL_TTL_MS = 24 * 60 * 60 * 1000;
+/**
+ * An empty presence channel's rules and backlog go 10 minutes after it emptied: one user entering and
+ * leaving fresh names within the rate limit otherwise left ~1.3 GB an hour behind (backlogs kept 7 days).
+ */
+export const DEFAULT_EMPTY_CHANNEL_TTL_MS = 10 * 60 * 1000;
 
 /** The retention options with defaults applied; throws a TypeError naming a bad one. */
 export function retention(
@@ -60,6 +72,10 @@ export function retention(
     channelTtlMs: storeArgs.duration(
       options.channelTtlMs ?? DEFAULT_CHANNEL_TTL_MS,
       'channelTtlMs',
+    ),
+    emptyChannelTtlMs: storeArgs.duration(
+      options.emptyChannelTtlMs ?? DEFAULT_EMPTY_CHANNEL_TTL_MS,
+      'emptyChannelTtlMs',
     ),
   };
 }
@@ -545,6 +561,7 @@ export class MemoryStore implements PresenceStore {
   readonly #backlogSize: number;
   readonly #backlogTtlMs: number;
   readonly #channelTtlMs: number;
+  readonly #emptyChannelTtlMs: number;
 
   /** Maps below are kept in order of last activity (re-inserted on touch), so GC stops at the first live entry. */
   readonly #channels = new Map<string, ChannelData>();
@@ -557,12 +574,18 @@ export class MemoryStore implements PresenceStore {
   #lastGlobalId = 0;
   #latestNow = 0;
   #closed = false;
+  /**
+   * Backlogs of presence channels nobody is in → when they go (insertion order is deadline order: every
+   * entry gets the same TTL and is re-inserted when the channel empties again).
+   */
+  readonly #emptyBacklogs = new Map<string, number>();
 
   constructor(options: MemoryStoreOptions = {}) {
     ({
       backlogSize: this.#backlogSize,
       backlogTtlMs: this.#backlogTtlMs,
       channelTtlMs: this.#channelTtlMs,
+      emptyChannelTtlMs: this.#emptyChannelTtlMs,
     } = retention(options));
     this.#listeners = new ListenerRegistry(options.onListenerError);
   }
@@ -590,6 +613,7 @@ export class MemoryStore implements PresenceStore {
     data.rules = checkedRules;
     this.#touchChannel(channel, data, now);
     this.#touchBacklog(presenceBusChannel(channel), now);
+    this.#emptyBacklogs.delete(presenceBusChannel(channel));
 
     const key = `${member.id}:${clientId}`;
     const expiresAt = now + timeoutMs;
@@ -670,6 +694,7 @@ export class MemoryStore implements PresenceStore {
           now,
         )
       : null;
+    if (data.clients.size === 0) this.#emptied(channel, now);
     return { changed: true, message };
   }
 
@@ -733,7 +758,10 @@ export class MemoryStore implements PresenceStore {
       if (expiredHere === 0) continue;
       this.#touchChannel(entry.channel, data, now);
       this.#touchBacklog(presenceBusChannel(entry.channel), now);
-      if (leftUserIds.length === 0 || !data.rules) continue;
+      if (leftUserIds.length === 0 || !data.rules) {
+        if (data.clients.size === 0) this.#emptied(entry.channel, now);
+        continue;
+      }
       const change = data.rules.countOnly
         ? { count_delta: -leftUserIds.length }
         : { leaving_user_ids: leftUserIds };
@@ -744,6 +772,7 @@ export class MemoryStore implements PresenceStore {
         now,
       );
       if (message) messages.push(message);
+      if (data.clients.size === 0) this.#emptied(entry.channel, now);
     }
     return { expiredClients, messages };
   }
@@ -882,7 +911,23 @@ export class MemoryStore implements PresenceStore {
     this.#collectGarbage(now);
   }
 
+  /**
+   * Nobody is in `channel` any more: its data goes now, its backlog `emptyChannelTtlMs` later (unless
+   * someone enters before).
+   */
+  #emptied(channel: string, now: number): void {
+    this.#channels.delete(channel);
+    const bus = presenceBusChannel(channel);
+    this.#emptyBacklogs.delete(bus);
+    this.#emptyBacklogs.set(bus, now + this.#emptyChannelTtlMs);
+  }
+
   #collectGarbage(now: number): void {
+    for (const [bus, deadline] of this.#emptyBacklogs) {
+      if (deadline > now) break;
+      this.#emptyBacklogs.delete(bus);
+      this.#backlogs.delete(bus);
+    }
     dropExpired(
       this.#channels,
       (data) => data.lastActivity + this.#channelTtlMs <= now,

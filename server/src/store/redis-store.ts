@@ -185,6 +185,7 @@ interface ScriptConstants {
   backlogSize: number;
   channelTtlMs: number;
   backlogTtlMs: number;
+  emptyChannelTtlMs: number;
 }
 
 /**
@@ -194,13 +195,14 @@ interface ScriptConstants {
  */
 function constantsLine(constants: ScriptConstants): string {
   return (
-    'local BACKLOG_SIZE, CHANNEL_TTL_MS, BACKLOG_TTL_MS, IDS_PER_MS, OVERDUE_MS = ' +
+    'local BACKLOG_SIZE, CHANNEL_TTL_MS, BACKLOG_TTL_MS, IDS_PER_MS, OVERDUE_MS, EMPTY_CHANNEL_TTL_MS = ' +
     [
       constants.backlogSize,
       constants.channelTtlMs,
       constants.backlogTtlMs,
       GLOBAL_IDS_PER_MS,
       OVERDUE_REINDEX_MS,
+      constants.emptyChannelTtlMs,
     ].join(', ')
   );
 }
@@ -241,8 +243,9 @@ interface ChannelEntry {
  *   not update from a per-channel script; unique and increasing per channel and time-ordered across.
  * - Fan-out: one subscriber connection per store (`duplicate()`, or a Cluster with sharded subscribers)
  *   SSUBSCRIBEs to the shard channels of the bus channels that have listeners, ref-counted.
- * - Presence keys expire 24 h after their last activity, backlogs 7 days; `now` always comes from the
- *   caller (in ARGV), never from Redis' clock.
+ * - Presence keys expire 24 h after their last activity, backlogs 7 days — but once nobody is in a
+ *   channel, its rules and backlog go 10 minutes later (`emptyChannelTtlMs`); `now` always comes from the
+ *   caller (in ARGV), never from Redis' clock (TTLs are Redis' own).
  *
  * A connection passed in stays the caller's to close; one created from a URL is closed by `close()`.
  */
@@ -254,6 +257,7 @@ export class RedisStore implements PresenceStore {
   readonly #backlogSize: number;
   readonly #backlogTtlMs: number;
   readonly #channelTtlMs: number;
+  readonly #emptyChannelTtlMs: number;
   readonly #sweepBatchSize: number;
   readonly #onError: (error: unknown, context: string) => void;
   /** Script name → the command defined on the connection for this store's constants. */
@@ -283,6 +287,7 @@ export class RedisStore implements PresenceStore {
       backlogSize: this.#backlogSize,
       backlogTtlMs: this.#backlogTtlMs,
       channelTtlMs: this.#channelTtlMs,
+      emptyChannelTtlMs: this.#emptyChannelTtlMs,
     } = retention(options));
     this.#sweepBatchSize = storeArgs.count(
       options.sweepBatchSize ?? 100,
@@ -321,6 +326,7 @@ export class RedisStore implements PresenceStore {
       backlogSize: this.#backlogSize,
       channelTtlMs: this.#channelTtlMs,
       backlogTtlMs: this.#backlogTtlMs,
+      emptyChannelTtlMs: this.#emptyChannelTtlMs,
     });
     // Stores with different retention settings (or two copies of this module) may share a connection:
     // each distinct script source is its own command, named after its hash, defined once per connection.

@@ -139,6 +139,11 @@ export interface PresenceServerOptions {
   clock?: Clock;
   /** Per-user limit on `POST /presence/update`. Default 20 per 10 s; `false` disables it. */
   rateLimit?: RateLimitOptions | false;
+  /**
+   * Most channels one user may be present in at once, across tabs and processes; presents beyond it
+   * answer `false`. Default 100; `false` disables it.
+   */
+  maxChannelsPerUser?: number | false;
   /** How long a message-bus long-poll is held. Default 25 s. */
   longPollMs?: number;
   /** Long polls held at once by this process; beyond it polls are answered at once. Default 1000. */
@@ -335,6 +340,9 @@ function assemble(
         : {}),
       ...(options.rateLimit !== undefined
         ? { rateLimit: options.rateLimit }
+        : {}),
+      ...(options.maxChannelsPerUser !== undefined
+        ? { maxChannelsPerUser: options.maxChannelsPerUser }
         : {}),
       ...(options.bodyLimitBytes !== undefined
         ? { bodyLimitBytes: options.bodyLimitBytes }

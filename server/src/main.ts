@@ -43,6 +43,8 @@ Options:
                           (default: ${DEFAULT_JWT_COOKIE})
   --demo                  enable the demo login and, without --config, the demo channels
   --allowed-origin <url>  another origin allowed to POST updates (repeatable)
+  --max-channels-per-user <n>
+                          most channels one user may be present in at once (default 100)
   --static <dir>          also serve a built Ember app from <dir> (SPA fallback to index.html)
   --trust-proxy <value>   believe X-Forwarded-* headers from these peers: loopback, a subnet
                           (10.0.0.0/8), or a hop count (default: none; set it when a proxy that
@@ -64,6 +66,7 @@ const OPTIONS = {
   'jwt-cookie': { type: 'string' },
   'jwt-allow-no-exp': { type: 'boolean' },
   'trust-proxy': { type: 'string' },
+  'max-channels-per-user': { type: 'string' },
   demo: { type: 'boolean' },
   'allowed-origin': { type: 'string', multiple: true },
   static: { type: 'string' },
@@ -159,6 +162,14 @@ async function main(): Promise<void> {
     currentUser: firstUser(...hooks),
     demoLogin: values.demo === true,
     allowedOrigins: values['allowed-origin'] ?? [],
+    ...(values['max-channels-per-user'] !== undefined
+      ? {
+          maxChannelsPerUser: parsePositive(
+            values['max-channels-per-user'],
+            '--max-channels-per-user',
+          ),
+        }
+      : {}),
     ...(values['trust-proxy'] !== undefined
       ? { trustProxy: parseTrustProxy(values['trust-proxy']) }
       : {}),
@@ -312,6 +323,12 @@ function parseTrustProxy(value: string): number | string {
     );
   }
   return value;
+}
+
+function parsePositive(value: string, flag: string): number {
+  if (!/^[1-9]\d{0,8}$/.test(value))
+    usageError(`${flag} must be a positive integer, got "${value}"`);
+  return Number(value);
 }
 
 function redactUrl(url: string): string {

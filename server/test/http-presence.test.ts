@@ -339,6 +339,29 @@ describe('POST /presence/update', () => {
     assert.equal(errorOf(res).error_type, 'invalid_parameters');
   });
 
+  it('caps the channels one user is in at once (maxChannelsPerUser): beyond it presents answer false, across tabs', async () => {
+    const target = app({ maxChannelsPerUser: 2 });
+    await update(target, allowedUser, {
+      client_id: 'tab-1',
+      present_channels: ['/pub/1', '/pub/2'],
+    }).expect(200, { '/pub/1': true, '/pub/2': true });
+    await update(target, allowedUser, {
+      client_id: 'tab-2',
+      present_channels: ['/pub/2', '/pub/3'],
+    }).expect(200, { '/pub/2': true, '/pub/3': false });
+    assert.equal((await target.presence.stateFor('/pub/3'))?.count, 0);
+    // Another user has their own slots; leaving one makes room in the same update.
+    await update(target, groupMember, {
+      client_id: 'tab-3',
+      present_channels: ['/pub/3'],
+    }).expect(200, { '/pub/3': true });
+    await update(target, allowedUser, {
+      client_id: 'tab-1',
+      present_channels: ['/pub/2', '/pub/3'],
+      leave_channels: ['/pub/1'],
+    }).expect(200, { '/pub/2': true, '/pub/3': true });
+  });
+
   it('400s on malformed JSON, with the JSON error shape', async () => {
     const res = await postUpdate(app(), allowedUser)
       .set('Content-Type', 'application/json')

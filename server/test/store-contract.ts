@@ -1122,6 +1122,47 @@ export function runStoreContract(name: string, makeStore: StoreFactory): void {
       });
     });
 
+    describe('per-user channel cap', () => {
+      it('takes slots up to the cap, renews held ones, frees leaves first, and lapses them', async () => {
+        const until = T + 120_000;
+        assert.deepEqual(
+          await store.claimChannels(1, ['/a/1', '/a/2'], [], 3, until, T),
+          [],
+        );
+        assert.deepEqual(
+          await store.claimChannels(
+            1,
+            ['/a/1', '/a/3', '/a/4'],
+            [],
+            3,
+            until,
+            T + 1,
+          ),
+          ['/a/4'],
+          'a held slot is renewed; a new one only while fewer than the cap are held',
+        );
+        assert.deepEqual(
+          await store.claimChannels(2, ['/a/4'], [], 3, until, T + 1),
+          [],
+          'per user',
+        );
+        assert.deepEqual(
+          await store.claimChannels(1, ['/a/4'], ['/a/1'], 3, until, T + 2),
+          [],
+          'leaving one channel makes room for another in the same update',
+        );
+        assert.deepEqual(
+          await store.claimChannels(1, ['/a/5'], [], 3, until, T + 3),
+          ['/a/5'],
+        );
+        assert.deepEqual(
+          await store.claimChannels(1, ['/a/5'], [], 3, until + 200_000, until),
+          [],
+          'slots lapse at their time unless renewed',
+        );
+      });
+    });
+
     describe('rate limiter', () => {
       it('counts hits in a fixed window that opens at the first hit', async () => {
         assert.deepEqual(await store.hit('user:1', 10_000, T), {

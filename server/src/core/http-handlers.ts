@@ -1,3 +1,4 @@
+import { isValidChannelName } from './channel-name.js';
 import { invalidClientIdError, isValidClientId } from './client-id.js';
 import { HttpError, InvalidAccess, toErrorResponse } from './errors.js';
 import { setOwn, type PresenceCore } from './presence.js';
@@ -43,7 +44,24 @@ export interface UpdateOptions {
    * in-browser fake server). Default {@link DEFAULT_UPDATE_RATE_LIMIT}.
    */
   rateLimit?: { max?: number; windowMs?: number } | false;
+  /**
+   * Most channels one user may be present in at once, across their tabs and every process
+   * ({@link DEFAULT_MAX_CHANNELS_PER_USER}); presents beyond it answer `false`. `false` disables it.
+   */
+  maxChannelsPerUser?: number | false;
 }
+
+/**
+ * 100 channels per user at once: far above what one person's tabs use, and a bound on the state one
+ * signed-in user can hold (with `emptyChannelTtlMs`, on what entering and leaving fresh names leaves).
+ */
+export const DEFAULT_MAX_CHANNELS_PER_USER = 100;
+
+/**
+ * How long a channel counts against its user's cap after the last present naming it: two heartbeats
+ * (30 s each) and the default 60 s timeout, so a present client always holds its slot.
+ */
+export const CHANNEL_CLAIM_TTL_MS = 2 * 60 * 1000;
 
 const INDEX_KEY = /^(0|[1-9][0-9]{0,8})$/;
 
@@ -209,8 +227,15 @@ export function handleUpdate(
     const presentNames = readList(params, 'present_channels') ?? [];
     const leaveNames = readList(params, 'leave_channels') ?? [];
 
+    const refused = new Set(
+      await claimChannels(core, user, presentNames, leaveNames, options),
+    );
     const presents = await Promise.allSettled(
-      presentNames.map((name) => core.present(user, name, clientId)),
+      presentNames.map((name) =>
+        refused.has(name)
+          ? Promise.reject(new InvalidAccess())
+          : core.present(user, name, clientId),
+      ),
     );
     const response: Record<string, boolean> = {};
     presents.forEach((outcome, index) => {
@@ -231,6 +256,33 @@ export function handleUpdate(
     );
     return { status: 200, body: response };
   });
+}
+
+/** The present names beyond the user's cap on channels at once (see {@link UpdateOptions}). */
+async function claimChannels(
+  core: PresenceCore,
+  user: CurrentUser,
+  present: readonly string[],
+  leaving: readonly string[],
+  options: UpdateOptions,
+): Promise<string[]> {
+  const cap = options.maxChannelsPerUser ?? DEFAULT_MAX_CHANNELS_PER_USER;
+  if (cap === false) return [];
+  if (!Number.isSafeInteger(cap) || cap < 1) {
+    throw new TypeError(
+      `ember-presence: maxChannelsPerUser must be a positive integer or false, got ${String(cap)}`,
+    );
+  }
+  const now = Math.floor(core.clock());
+  // Only names that can be channels take or free a slot; the others answer false anyway.
+  return core.store.claimChannels(
+    user.id,
+    present.filter(isValidChannelName),
+    leaving.filter(isValidChannelName),
+    cap,
+    now + CHANNEL_CLAIM_TTL_MS,
+    now,
+  );
 }
 
 async function enforceRateLimit(

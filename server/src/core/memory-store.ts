@@ -352,6 +352,22 @@ export const checkStoreCall = {
   },
 
   /** Returns the limit (`Infinity` when absent). */
+  claimChannels(
+    userId: number,
+    present: readonly string[],
+    leaving: readonly string[],
+    cap: number,
+    untilMs: number,
+    now: number,
+  ): void {
+    storeArgs.id(userId, 'userId');
+    for (const name of [...present, ...leaving])
+      storeArgs.name(name, 'channel');
+    storeArgs.count(cap, 'cap');
+    storeArgs.now(untilMs);
+    storeArgs.now(now);
+  },
+
   hit(key: string, windowMs: number, now: number, limit?: number): number {
     storeArgs.name(key, 'key');
     storeArgs.duration(windowMs, 'windowMs');
@@ -579,6 +595,8 @@ export class MemoryStore implements PresenceStore {
    * entry gets the same TTL and is re-inserted when the channel empties again).
    */
   readonly #emptyBacklogs = new Map<string, number>();
+  /** Per user: channel → until when its slot of the per-user cap is held (lapsed ones dropped on use). */
+  readonly #userChannels = new Map<number, Map<string, number>>();
 
   constructor(options: MemoryStoreOptions = {}) {
     ({
@@ -722,6 +740,10 @@ export class MemoryStore implements PresenceStore {
   async sweep(now: number): Promise<SweepResult> {
     this.#assertOpen();
     this.#advance(storeArgs.now(now));
+    for (const [userId, held] of this.#userChannels) {
+      for (const [name, until] of held) if (until <= now) held.delete(name);
+      if (held.size === 0) this.#userChannels.delete(userId);
+    }
     const messages: BusMessage[] = [];
     let expiredClients = 0;
     for (
@@ -803,6 +825,32 @@ export class MemoryStore implements PresenceStore {
     return backlog.messages
       .slice(start, limit === undefined ? undefined : start + limit)
       .map((json) => JSON.parse(json) as BusMessage);
+  }
+
+  async claimChannels(
+    userId: number,
+    present: readonly string[],
+    leaving: readonly string[],
+    cap: number,
+    untilMs: number,
+    now: number,
+  ): Promise<string[]> {
+    this.#assertOpen();
+    checkStoreCall.claimChannels(userId, present, leaving, cap, untilMs, now);
+    this.#advance(now);
+    const held = this.#userChannels.get(userId) ?? new Map<string, number>();
+    for (const [name, until] of held) if (until <= now) held.delete(name);
+    for (const name of leaving) held.delete(name);
+    const refused: string[] = [];
+    for (const name of present) {
+      const until = held.get(name);
+      if (until !== undefined) held.set(name, Math.max(until, untilMs));
+      else if (held.size < cap) held.set(name, untilMs);
+      else refused.push(name);
+    }
+    if (held.size > 0) this.#userChannels.set(userId, held);
+    else this.#userChannels.delete(userId);
+    return refused;
   }
 
   async lastIds(channels: readonly string[]): Promise<Record<string, number>> {

@@ -172,6 +172,20 @@ export interface PresenceStore {
     limit?: number,
   ): Promise<RateLimitResult>;
 
+  /**
+   * The per-user cap on channels present at once, shared by every process: frees the slots of `leaving`,
+   * renews those of `present` the user already holds, and takes new ones while fewer than `cap` are
+   * held. Claims lapse at `untilMs` unless renewed. Returns the names of `present` refused.
+   */
+  claimChannels(
+    userId: number,
+    present: readonly string[],
+    leaving: readonly string[],
+    cap: number,
+    untilMs: number,
+    now: number,
+  ): Promise<string[]>;
+
   /** Resolves when the store is reachable; rejects otherwise (used by `/healthz`). */
   ping(): Promise<void>;
 

@@ -34,6 +34,8 @@ export interface PresenceRouterOptions {
    * requests per 10 s; `false` disables it.
    */
   rateLimit?: RateLimitOptions | false;
+  /** Most channels one user may be present in at once (presents beyond answer `false`). Default 100; `false` disables. */
+  maxChannelsPerUser?: number | false;
   /** Largest accepted update body in bytes. Default 100 KiB. */
   bodyLimitBytes?: number;
 }
@@ -126,7 +128,15 @@ export function presenceRouter(options: PresenceRouterOptions): Router {
         }
       }
       const params = user ? await bodyParams(req) : {};
-      send(res, await handleUpdate(core, params, user, { rateLimit }));
+      send(
+        res,
+        await handleUpdate(core, params, user, {
+          rateLimit,
+          ...(options.maxChannelsPerUser !== undefined
+            ? { maxChannelsPerUser: options.maxChannelsPerUser }
+            : {}),
+        }),
+      );
     },
   );
 

@@ -167,6 +167,11 @@ export class RedisKeys {
     return `${this.prefix}config|${escapeKeyPart(channel)}`;
   }
 
+  /** The channels user `userId` is present in, for the per-user cap (its own slot). */
+  userChannels(userId: number): string {
+    return `${this.prefix}user|${userId}|channels`;
+  }
+
   /** A rate-limit window. */
   rateLimit(key: string): string {
     return `${this.prefix}rate|${escapeKeyPart(key)}`;

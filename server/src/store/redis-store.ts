@@ -130,6 +130,11 @@ const SCRIPTS = {
     keys: 1,
   },
   hit: { command: 'emberPresenceHit', file: 'rate-limit-hit.lua', keys: 1 },
+  claim: {
+    command: 'emberPresenceClaim',
+    file: 'user-channels-claim.lua',
+    keys: 1,
+  },
 } satisfies Record<string, ScriptSpec>;
 
 type ScriptName = keyof typeof SCRIPTS;
@@ -628,6 +633,33 @@ export class RedisStore implements PresenceStore {
       // Clamped: another process' clock may be a little ahead of ours.
       resetMs: Math.min(windowMs, Math.max(0, Number(start) + windowMs - now)),
     };
+  }
+
+  async claimChannels(
+    userId: number,
+    present: readonly string[],
+    leaving: readonly string[],
+    cap: number,
+    untilMs: number,
+    now: number,
+  ): Promise<string[]> {
+    this.#assertOpen();
+    checkStoreCall.claimChannels(userId, present, leaving, cap, untilMs, now);
+    if (present.length === 0 && leaving.length === 0) return [];
+    const refused = await this.#run(
+      'claim',
+      [this.keys.userChannels(userId)],
+      [now, cap, untilMs, present.length, ...present, ...leaving],
+    );
+    if (
+      !Array.isArray(refused) ||
+      !refused.every((name) => typeof name === 'string')
+    ) {
+      throw new Error(
+        `user-channels-claim.lua answered ${JSON.stringify(refused)}, not a list of names`,
+      );
+    }
+    return refused;
   }
 
   async ping(): Promise<void> {

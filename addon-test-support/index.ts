@@ -19,11 +19,17 @@ export { presentUsers } from './present-users';
 export { advanceClock } from './advance-clock';
 export { dropNextMessage } from './drop-next-message';
 export { setPresenceUser } from './set-presence-user';
+export { setUserActive } from './set-user-active';
+export { failNextRequest } from './fail-next-request';
+export { holdNextRequest } from './hold-next-request';
+export { deliverMessage } from './deliver-message';
 export { fakePresenceServer } from './fake-presence-server';
 export {
   type FakeUser,
   type FakeRequest,
   type FakePresenceServer,
+  type FakeEndpoint,
+  type FakeFailure,
 } from './-private/fake-server';
 export { FakeClock } from './-private/fake-clock';
 export type {

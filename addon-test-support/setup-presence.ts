@@ -5,6 +5,7 @@ import {
   type FakeServerOptions,
 } from './-private/fake-server';
 import { presenceTestState, setPresenceTestState } from './-private/context';
+import { restorePageVisibility } from './-private/visibility';
 
 export type { FakeServerOptions as SetupPresenceOptions };
 
@@ -68,6 +69,7 @@ export function setupPresence(
   hooks.afterEach(async function () {
     const state = presenceTestState('setupPresence');
     setPresenceTestState(undefined);
+    restorePageVisibility();
     await state.server.shutdown();
     state.clock.reset();
   });

@@ -52,6 +52,38 @@ export interface FakeServerOptions {
 }
 
 /** One request the fake server answered. */
+/** The endpoints `failNextRequest` and `holdNextRequest` act on. */
+export type FakeEndpoint =
+  '/presence/get' | '/presence/update' | '/message-bus/poll';
+
+const ENDPOINTS: readonly FakeEndpoint[] = [
+  '/presence/get',
+  '/presence/update',
+  '/message-bus/poll',
+];
+
+function checkEndpoint(endpoint: string, helper: string): void {
+  if (!ENDPOINTS.includes(endpoint as FakeEndpoint)) {
+    throw new Error(
+      `ember-presence/test-support: ${helper}() takes one of ${ENDPOINTS.map((e) => `'${e}'`).join(', ')}, got ${JSON.stringify(endpoint)}.`,
+    );
+  }
+}
+
+/** The answer `failNextRequest` gives instead of the real one. */
+export interface FakeFailure {
+  /** HTTP status, e.g. 500, 403, 429. */
+  status: number;
+  /**
+   * JSON body. Default `{ errors: [...], error_type: 'server_error' }`; for a 403 use e.g.
+   * `{ errors: ['…'], error_type: 'not_logged_in', extras: { reason: 'token_expired' } }`, for a 429
+   * `{ errors: ['…'], error_type: 'rate_limit', extras: { wait_seconds: 5 } }`.
+   */
+  body?: unknown;
+  /** Response headers, e.g. `{ 'Retry-After': '5' }`. */
+  headers?: Record<string, string>;
+}
+
 export interface FakeRequest {
   method: string;
   url: string;
@@ -118,6 +150,15 @@ export class FakePresenceServer {
   #drops = new Map<string, number>();
   #held = new Set<AbortController>();
   #subscriptions = new Set<{ close(): void }>();
+  /** Answers to give instead of the real ones, per endpoint, oldest first (`failNextRequest`). */
+  #failures = new Map<FakeEndpoint, FakeFailure[]>();
+  /** Gates the next requests of an endpoint wait on before being answered (`holdNextRequest`). */
+  #holds = new Map<FakeEndpoint, Promise<void>[]>();
+  /** The app's bus subscriptions per bus channel, for `deliverMessage` with a chosen id. */
+  #followers = new Map<
+    string,
+    Set<(data: unknown, messageId: number) => void>
+  >();
   #clientSeq = 0;
   #closed = false;
 
@@ -204,6 +245,58 @@ export class FakePresenceServer {
   dropNextMessage(name: string): void {
     const bus = `/presence${name}`;
     this.#drops.set(bus, (this.#drops.get(bus) ?? 0) + 1);
+  }
+
+  /**
+   * The next request to `endpoint` is answered with `failure` instead of the real answer (and changes
+   * nothing on the server), e.g. `{ status: 500 }`, a 403 `not_logged_in`, or a 429 with `extras.
+   * wait_seconds`. Several calls queue several answers.
+   */
+  failNextRequest(endpoint: FakeEndpoint, failure: FakeFailure): void {
+    checkEndpoint(endpoint, 'failNextRequest');
+    if (
+      !Number.isInteger(failure?.status) ||
+      failure.status < 100 ||
+      failure.status > 599
+    ) {
+      throw new Error(
+        `ember-presence/test-support: failNextRequest('${endpoint}', { status }) needs an HTTP status (100–599), got ${JSON.stringify(failure?.status)}.`,
+      );
+    }
+    this.#failures.set(endpoint, [
+      ...(this.#failures.get(endpoint) ?? []),
+      failure,
+    ]);
+  }
+
+  /**
+   * The next request to `endpoint` waits, unanswered, until the returned function is called (it is then
+   * answered as usual). The app's request waiter stays held meanwhile, so `settled()` waits for it.
+   */
+  holdNextRequest(endpoint: FakeEndpoint): () => void {
+    checkEndpoint(endpoint, 'holdNextRequest');
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    this.#holds.set(endpoint, [...(this.#holds.get(endpoint) ?? []), gate]);
+    return release;
+  }
+
+  /**
+   * Delivers a change message of channel `name` to the app only (the server's state and backlog do not
+   * change): with `messageId` exactly as given — a repeated, skipped or malformed message, which the app
+   * answers by resynchronising — else with the id that follows the channel's last one, so the app
+   * applies it. Real changes are `joinChannel`/`leaveChannel`.
+   */
+  async deliverMessage(
+    name: string,
+    data: unknown,
+    options: { messageId?: number } = {},
+  ): Promise<void> {
+    const bus = `/presence${name}`;
+    const messageId =
+      options.messageId ?? ((await this.store.lastIds([bus]))[bus] ?? 0) + 1;
+    for (const onMessage of [...(this.#followers.get(bus) ?? [])])
+      onMessage(data, messageId);
   }
 
   /** A fresh client id for another user's tab. */
@@ -310,11 +403,16 @@ export class FakePresenceServer {
         });
     };
 
+    const followers = this.#followers.get(channel) ?? new Set();
+    followers.add(onMessage);
+    this.#followers.set(channel, followers);
+
     let release: (() => Promise<void>) | undefined;
     const subscription = {
       close: () => {
         if (closed) return;
         closed = true;
+        followers.delete(onMessage);
         void release?.();
         for (const token of pending) deliveries.endAsync(token);
         pending.clear();
@@ -346,16 +444,31 @@ export class FakePresenceServer {
     const server = this;
     const answer =
       (
+        endpoint: FakeEndpoint,
         run: (request: PretenderRequest) => Promise<HandlerResponse>,
       ): ResponseHandler =>
       async (raw) => {
         const request = raw as PretenderRequest;
+        const gate = server.#holds.get(endpoint)?.shift();
+        if (gate) await gate;
+        const failure = server.#failures.get(endpoint)?.shift();
         let result: HandlerResponse;
-        try {
-          result = await run(request);
-        } catch (error) {
-          const { status, body, headers } = toErrorResponse(error);
-          result = { status, body, headers };
+        if (failure) {
+          result = {
+            status: failure.status,
+            body: failure.body ?? {
+              errors: [`Failed by failNextRequest('${endpoint}')`],
+              error_type: 'server_error',
+            },
+            ...(failure.headers ? { headers: failure.headers } : {}),
+          };
+        } else {
+          try {
+            result = await run(request);
+          } catch (error) {
+            const { status, body, headers } = toErrorResponse(error);
+            result = { status, body, headers };
+          }
         }
         const text =
           typeof result.body === 'string'
@@ -384,13 +497,13 @@ export class FakePresenceServer {
     return new Pretender(function () {
       this.get(
         `${base}presence/get`,
-        answer((request) =>
+        answer('/presence/get', (request) =>
           handleGet(server.core, request.queryParams, server.#currentUser),
         ),
       );
       this.post(
         `${base}presence/update`,
-        answer((request) =>
+        answer('/presence/update', (request) =>
           handleUpdate(
             server.core,
             bodyFields(request.requestBody, contentType(request)),
@@ -401,7 +514,7 @@ export class FakePresenceServer {
       );
       this.post(
         `${base}message-bus/:clientId/poll`,
-        answer((request) => server.#poll(request)),
+        answer('/message-bus/poll', (request) => server.#poll(request)),
       );
     });
   }

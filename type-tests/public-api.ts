@@ -7,6 +7,7 @@ import type {
   PresenceChannel,
   PresenceChannelNotFound,
   PresenceConfig,
+  PresenceRequestError,
   PresenceService,
   PresenceUser,
 } from 'ember-presence';
@@ -24,6 +25,12 @@ import type {
   registerChannel,
   registerPrefix,
   setPresenceUser,
+  setUserActive,
+  failNextRequest,
+  holdNextRequest,
+  deliverMessage,
+  FakeEndpoint,
+  FakeFailure,
   setupPresence,
   SetupPresenceOptions,
   ChannelConfigInput,
@@ -130,6 +137,39 @@ pin<Equals<typeof advanceClock, (ms: number) => Promise<void>>>();
 pin<Equals<typeof dropNextMessage, (name: string) => void>>();
 pin<Equals<typeof setPresenceUser, (user: FakeUser | null) => Promise<void>>>();
 pin<Equals<typeof fakePresenceServer, () => FakePresenceServer>>();
+pin<
+  Equals<
+    typeof setUserActive,
+    (active: boolean, options?: { awayForMs?: number }) => Promise<void>
+  >
+>();
+pin<
+  Equals<
+    FakeEndpoint,
+    '/presence/get' | '/presence/update' | '/message-bus/poll'
+  >
+>();
+pin<
+  Equals<
+    typeof failNextRequest,
+    (endpoint: FakeEndpoint, failure: FakeFailure) => void
+  >
+>();
+pin<Equals<FakeFailure['status'], number>>();
+pin<Equals<typeof holdNextRequest, (endpoint: FakeEndpoint) => () => void>>();
+pin<
+  Equals<
+    typeof deliverMessage,
+    (
+      name: string,
+      data: unknown,
+      options?: { messageId?: number },
+    ) => Promise<void>
+  >
+>();
+pin<Equals<PresenceService['setAuthToken'], (token: string | null) => void>>();
+pin<Equals<PresenceRequestError['reason'], string | undefined>>();
+pin<Equals<PresenceRequestError['url'], string | undefined>>();
 pin<
   Equals<
     FakeUser,

@@ -182,47 +182,41 @@ class Follower {
 
   async fetch(): Promise<void> {
     this.refetches += 1;
-    for (;;) {
-      const query = CHANNELS.map(
-        (c) => `channels[]=${encodeURIComponent(c)}`,
-      ).join('&');
-      const response = await call(`/presence/get?${query}`);
-      if (response?.ok) {
-        const body = (await response.json()) as Record<
-          string,
-          { users: { id: number }[]; last_message_id: number | null }
-        >;
-        for (const channel of CHANNELS) {
-          const state = body[channel]!;
-          this.views.set(channel, {
-            users: new Set(state.users.map((u) => u.id)),
-            last: state.last_message_id ?? 0,
-            position: state.last_message_id ?? 0,
-          });
-        }
-        return;
-      }
-      await sleep(300);
+    for (const [channel, state] of await readStates()) {
+      this.views.set(channel, {
+        users: state.users,
+        last: state.last,
+        position: state.last,
+      });
     }
   }
 }
 
-async function serverState(): Promise<Map<string, Set<number>>> {
+/** Every channel's state as the server answers it (retried until a server answers 200). */
+async function readStates(): Promise<
+  Map<string, { users: Set<number>; last: number }>
+> {
+  const query = CHANNELS.map((c) => `channels[]=${encodeURIComponent(c)}`).join(
+    '&',
+  );
   for (;;) {
-    const query = CHANNELS.map(
-      (c) => `channels[]=${encodeURIComponent(c)}`,
-    ).join('&');
     const response = await call(`/presence/get?${query}`);
     if (response?.ok) {
       const body = (await response.json()) as Record<
         string,
-        { users: { id: number }[] }
+        { users: { id: number }[]; last_message_id: number | null }
       >;
       return new Map(
-        CHANNELS.map((c) => [c, new Set(body[c]!.users.map((u) => u.id))]),
+        CHANNELS.map((c) => [
+          c,
+          {
+            users: new Set(body[c]!.users.map((u) => u.id)),
+            last: body[c]!.last_message_id ?? 0,
+          },
+        ]),
       );
     }
-    await sleep(200);
+    await sleep(300);
   }
 }
 
@@ -277,13 +271,13 @@ void describe('chaos: Redis reset, a killed server, a stopped server — under t
     let last = '';
     while (!converged && Date.now() < deadline) {
       await sleep(1_000);
-      const truth = await serverState();
-      const empty = [...truth.values()].every((users) => users.size === 0);
+      const truth = await readStates();
+      const empty = [...truth.values()].every(({ users }) => users.size === 0);
       converged =
         empty &&
         followers.every((f) =>
           CHANNELS.every(
-            (c) => f.views.get(c)?.users.size === truth.get(c)?.size,
+            (c) => f.views.get(c)?.users.size === truth.get(c)?.users.size,
           ),
         );
       last = followers

@@ -330,11 +330,7 @@ export const checkStoreCall = {
   backlog(channel: string, afterId: number, limit?: number): void {
     storeArgs.name(channel, 'channel');
     storeArgs.afterId(afterId);
-    if (limit !== undefined && (!Number.isSafeInteger(limit) || limit < 1)) {
-      throw new TypeError(
-        `limit must be a positive integer or undefined, got ${String(limit)}`,
-      );
-    }
+    if (limit !== undefined) storeArgs.count(limit, 'limit');
   },
 
   /** Returns the config as JSON. */
@@ -351,7 +347,6 @@ export const checkStoreCall = {
     return json;
   },
 
-  /** Returns the limit (`Infinity` when absent). */
   claimChannels(
     userId: number,
     present: readonly string[],
@@ -368,6 +363,7 @@ export const checkStoreCall = {
     storeArgs.now(now);
   },
 
+  /** Returns the limit (`Infinity` when absent). */
   hit(key: string, windowMs: number, now: number, limit?: number): number {
     storeArgs.name(key, 'key');
     storeArgs.duration(windowMs, 'windowMs');

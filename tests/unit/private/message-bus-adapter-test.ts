@@ -117,8 +117,13 @@ module('Unit | message-bus adapter', function (hooks) {
     const stopC = bus.subscribe('/presence/c', () => undefined, 3);
     await waitUntil(() => polls.some((p) => p.get('/presence/c') === '3'), {
       timeout: 5000,
+      timeoutMessage: 'no poll followed the second abort',
     });
-    assert.true(true, 'a third subscription was polled for as well');
+    assert.strictEqual(
+      polls.at(-1)?.get('/presence/b'),
+      null,
+      'the unsubscribed channel is no longer polled',
+    );
 
     stopA();
     stopC();

@@ -520,18 +520,15 @@ export class RedisStore implements PresenceStore {
   ): Promise<BusMessage[]> {
     this.#assertOpen();
     checkStoreCall.backlog(channel, afterId, limit);
-    const key = this.keys.bus(channel).log;
-    const messages =
-      limit === undefined
-        ? await this.#redis.zrangebyscore(key, `(${afterId}`, '+inf')
-        : await this.#redis.zrangebyscore(
-            key,
-            `(${afterId}`,
-            '+inf',
-            'LIMIT',
-            0,
-            limit,
-          );
+    // LIMIT with a negative count: every message.
+    const messages = await this.#redis.zrangebyscore(
+      this.keys.bus(channel).log,
+      `(${afterId}`,
+      '+inf',
+      'LIMIT',
+      0,
+      limit ?? -1,
+    );
     return messages.map((json) => JSON.parse(json) as BusMessage);
   }
 

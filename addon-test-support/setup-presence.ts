@@ -45,6 +45,17 @@ export function setupPresence(
         'ember-presence/test-support: setupPresence(hooks) must come after setupTest, setupRenderingTest or setupApplicationTest, which provide the owner.',
       );
     }
+    for (const key of ['debounceMs', 'throttleMs'] as const) {
+      const value = options[key];
+      if (
+        value !== undefined &&
+        (typeof value !== 'number' || !Number.isFinite(value) || value < 0)
+      ) {
+        throw new TypeError(
+          `ember-presence/test-support: setupPresence(hooks, { ${key} }) must be a number of milliseconds ≥ 0, got ${String(value)}.`,
+        );
+      }
+    }
     const clock = new FakeClock();
     const server = new FakePresenceServer(clock, options);
     owner.register('ember-presence:clock', clock, { instantiate: false });
@@ -54,8 +65,8 @@ export function setupPresence(
     owner.register(
       'ember-presence:config',
       {
-        debounceMs: 0,
-        throttleMs: 0,
+        debounceMs: options.debounceMs ?? 0,
+        throttleMs: options.throttleMs ?? 0,
         ...(options.baseUrl ? { baseUrl: options.baseUrl } : {}),
       },
       { instantiate: false },

@@ -1,9 +1,12 @@
 // The README's examples are real files of this repository's suite: every code block introduced
 // by "part of this repository's suite (`<path>`)" must equal that file, and every block introduced by
 // "an excerpt of this repository's suite (`<path>`)" must appear in it verbatim, so copying it from the
-// README gives code that is known to work.
+// README gives code that is known to work. And the Testing section names every export of
+// `ember-presence/test-support` and every `setupPresence` option, so nothing there is found only by
+// reading the source.
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import ts from 'typescript';
 
 const root = resolve(import.meta.dirname, '..');
 const readme = readFileSync(resolve(root, 'README.md'), 'utf8');
@@ -16,7 +19,10 @@ for (const [, kind, path, block] of readme.matchAll(pattern)) {
   checked++;
   const file = readFileSync(resolve(root, path), 'utf8');
   const matches = kind === 'part' ? file === block : file.includes(block);
-  if (!matches) failures.push(path);
+  if (!matches)
+    failures.push(
+      `the example for ${path} differs from the file; copy the file (or the excerpt) into the README`,
+    );
 }
 // Every other block of code a user would paste must say why it is not a file of the suite.
 const codeBlock = /```(?:js|ts|gts|gjs|hbs|mjs)\n/g;
@@ -29,17 +35,63 @@ for (const match of readme.matchAll(codeBlock)) {
   if (!covered) {
     const line = readme.slice(0, match.index).split('\n').length;
     failures.push(
-      `line ${line} (a code block that is neither a suite file nor marked <!-- readme-fragment: why -->)`,
+      `line ${line} holds a code block that is neither a suite file nor marked <!-- readme-fragment: why -->`,
     );
   }
 }
 if (checked === 0)
-  failures.push('(no example found: the README lost its Testing example)');
-for (const path of failures) {
-  console.error(
-    `README.md: the example for ${path} differs from the file; copy the file (or the excerpt) into the README`,
+  failures.push('no example found: the README lost its Testing example');
+
+const testing = section('## Testing your app');
+const parse = (path) =>
+  ts.createSourceFile(
+    path,
+    readFileSync(resolve(root, path), 'utf8'),
+    ts.ScriptTarget.Latest,
   );
+const exported = parse('addon-test-support/index.ts')
+  .statements.filter(ts.isExportDeclaration)
+  .flatMap((declaration) => declaration.exportClause?.elements ?? [])
+  .map((element) => element.name.text);
+const options = parse('addon-test-support/-private/fake-server.ts')
+  .statements.filter(
+    (node) =>
+      ts.isInterfaceDeclaration(node) && node.name.text === 'FakeServerOptions',
+  )
+  .flatMap((node) => node.members)
+  .map((member) => member.name.text);
+if (exported.length < 10 || options.length < 4)
+  failures.push(
+    'could not read the test-support exports or the setupPresence options',
+  );
+for (const name of exported) {
+  if (!new RegExp(`\\b${name}\\b`).test(testing))
+    failures.push(
+      `the Testing section does not name the test-support export \`${name}\``,
+    );
 }
+for (const name of options) {
+  if (!new RegExp(`\\b${name}\\b`).test(testing))
+    failures.push(
+      `the Testing section does not name the setupPresence option \`${name}\``,
+    );
+}
+
+for (const failure of failures) console.error(`README.md: ${failure}`);
 if (!failures.length)
-  console.log(`README.md: ${checked} examples match their files`);
+  console.log(
+    `README.md: ${checked} examples match their files; the Testing section names ${exported.length} test-support exports and ${options.length} setupPresence options`,
+  );
 process.exitCode = failures.length ? 1 : 0;
+
+/** The README's text from the heading `heading` to the next heading of the same level. */
+function section(heading) {
+  const start = readme.indexOf(`\n${heading}\n`);
+  if (start < 0) {
+    failures.push(`the README lost its "${heading}" section`);
+    return '';
+  }
+  const level = heading.split(' ')[0];
+  const end = readme.indexOf(`\n${level} `, start + heading.length + 2);
+  return readme.slice(start, end < 0 ? undefined : end);
+}

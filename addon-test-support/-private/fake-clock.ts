@@ -12,6 +12,8 @@ interface PendingTimer {
  * a test built on `setupPresence` waits in real time.
  */
 export class FakeClock implements PresenceClock {
+  /** It only moves when a test moves it (see `PresenceClock.manual`). */
+  readonly manual = true;
   #now: number;
   #seq = 0;
   #timers = new Map<number, PendingTimer>();

@@ -49,9 +49,17 @@ export interface FakeServerOptions {
    * test how your app behaves when rate limited.
    */
   rateLimit?: { limit: number; windowMs: number } | false;
+  /**
+   * The app's debounce before it sends an update, in fake-clock milliseconds. Default `0`: every change a
+   * test makes is sent at once. Give your app's own value (the addon's default is 500) to test that a
+   * burst of changes becomes one request: `settled()` then does not wait for the debounced update, and
+   * `advanceClock(ms)` sends it.
+   */
+  debounceMs?: number;
+  /** The app's minimum time between two updates, in fake-clock milliseconds. Default `0` (the addon's is 1000). */
+  throttleMs?: number;
 }
 
-/** One request the fake server answered. */
 /** The endpoints `failNextRequest` and `holdNextRequest` act on. */
 export type FakeEndpoint =
   '/presence/get' | '/presence/update' | '/message-bus/poll';
@@ -84,11 +92,21 @@ export interface FakeFailure {
   headers?: Record<string, string>;
 }
 
+/**
+ * One request the fake server answered, in `fakePresenceServer().requests`. List fields are arrays under
+ * their bare name even with one item (`present_channels[]=a` is `{ present_channels: ['a'] }`), as Express
+ * and pretender parse them.
+ */
 export interface FakeRequest {
   method: string;
+  /** As the app sent it, query string included. */
   url: string;
   status: number;
+  /** The query string's fields, e.g. `{ channels: ['/site/online'] }` for `GET /presence/get`. */
+  query: Record<string, string | string[]>;
+  /** The form (or JSON) body's fields, e.g. `{ client_id: '…', present_channels: ['/site/online'] }`. */
   body: unknown;
+  /** The JSON the fake answered (or its text). */
   response: unknown;
 }
 
@@ -478,6 +496,7 @@ export class FakePresenceServer {
           method: request.method,
           url: request.url,
           status: result.status,
+          query: { ...request.queryParams },
           body: bodyFields(request.requestBody, contentType(request)),
           response: result.body,
         });

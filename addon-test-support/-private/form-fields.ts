@@ -1,7 +1,9 @@
 /**
  * What a pretender request carries as its body, turned into the plain field object the server's
- * transport-agnostic handlers accept: repeated keys (`present_channels[]=a&present_channels[]=b`) become
- * arrays, a JSON body its parsed value.
+ * transport-agnostic handlers accept, in the shape Express (`qs`) and pretender's query parser give: a list
+ * field (`present_channels[]=a&present_channels[]=b`) is an array under its bare name
+ * (`present_channels: ['a', 'b']`) even with one item; any other field a string; a JSON body its parsed
+ * value.
  */
 export function bodyFields(
   body: unknown,
@@ -39,10 +41,12 @@ function collect(params: URLSearchParams): Record<string, string | string[]> {
   const fields: Record<string, string | string[]> = Object.create(
     null,
   ) as Record<string, string | string[]>;
-  for (const [key, value] of params) {
+  for (const [sent, value] of params) {
+    const list = sent.endsWith('[]');
+    const key = list ? sent.slice(0, -2) : sent;
     const existing = fields[key];
-    if (existing === undefined) fields[key] = value;
-    else if (Array.isArray(existing)) existing.push(value);
+    if (Array.isArray(existing)) existing.push(value);
+    else if (existing === undefined) fields[key] = list ? [value] : value;
     else fields[key] = [existing, value];
   }
   return fields;

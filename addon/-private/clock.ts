@@ -11,6 +11,12 @@ export interface PresenceClock {
   now(): number;
   setTimeout(callback: () => void, ms: number): TimerHandle;
   clearTimeout(handle: TimerHandle): void;
+  /**
+   * `true` for a clock that moves only when a test moves it (the test-support `FakeClock`). `settled()`
+   * then does not wait for an update whose debounce or throttle has not run out yet — nothing would
+   * ever end that wait — and the test moves the clock to send it.
+   */
+  readonly manual?: boolean;
 }
 
 /**

@@ -272,8 +272,11 @@ export class Updater {
     if (at === undefined) this.#timer.cancel();
     else this.#timer.at(at);
     // settled() waits for a change about to be sent, but neither for a heartbeat (that would be forever)
-    // nor through a back-off (a server that stays down would hang the test instead of failing it).
-    if (this.#dirty && this.#retryAt <= now) this.#holdScheduledWaiter();
+    // nor through a back-off (a server that stays down would hang the test instead of failing it), nor
+    // for a debounce on a manual clock (only the test can end it, by moving the clock).
+    const waitsForTest = clock.manual === true && at !== undefined && at > now;
+    if (this.#dirty && this.#retryAt <= now && !waitsForTest)
+      this.#holdScheduledWaiter();
     else this.#releaseScheduledWaiter();
   }
 

@@ -70,6 +70,18 @@ for (const name of exported) {
       `the Testing section does not name the test-support export \`${name}\``,
     );
 }
+const configuration = section('### Configuration');
+const configKeys = parse('addon/-private/config.ts')
+  .statements.filter(
+    (node) => ts.isInterfaceDeclaration(node) && node.name.text === 'PresenceConfig',
+  )
+  .flatMap((node) => node.members)
+  .map((member) => member.name.text);
+if (configKeys.length < 10) failures.push('could not read PresenceConfig');
+for (const name of configKeys) {
+  if (!new RegExp(`\\b${name}:`).test(configuration))
+    failures.push(`the Configuration section does not show the option \`${name}\``);
+}
 for (const name of options) {
   if (!new RegExp(`\\b${name}\\b`).test(testing))
     failures.push(
@@ -80,18 +92,19 @@ for (const name of options) {
 for (const failure of failures) console.error(`README.md: ${failure}`);
 if (!failures.length)
   console.log(
-    `README.md: ${checked} examples match their files; the Testing section names ${exported.length} test-support exports and ${options.length} setupPresence options`,
+    `README.md: ${checked} examples match their files; the Testing section names ${exported.length} test-support exports and ${options.length} setupPresence options; Configuration shows ${configKeys.length} options`,
   );
 process.exitCode = failures.length ? 1 : 0;
 
-/** The README's text from the heading `heading` to the next heading of the same level. */
+/** The README's text from the heading `heading` to the next heading of the same or a higher level. */
 function section(heading) {
   const start = readme.indexOf(`\n${heading}\n`);
   if (start < 0) {
     failures.push(`the README lost its "${heading}" section`);
     return '';
   }
-  const level = heading.split(' ')[0];
-  const end = readme.indexOf(`\n${level} `, start + heading.length + 2);
-  return readme.slice(start, end < 0 ? undefined : end);
+  const level = heading.split(' ')[0].length;
+  const body = start + heading.length + 2;
+  const next = new RegExp(`\\n#{1,${level}} `).exec(readme.slice(body));
+  return readme.slice(start, next ? body + next.index : undefined);
 }

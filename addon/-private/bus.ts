@@ -52,6 +52,8 @@ export interface MessageBusAdapterOptions {
   baseUrl: string;
   /** Configure and start the bus (true), or leave that to the app (false). */
   start: boolean;
+  /** Let polls stream their answer (`MessageBus.enableChunkedEncoding`); applied when starting. */
+  chunked: boolean;
   credentials: RequestCredentials;
 }
 
@@ -69,6 +71,7 @@ export function createMessageBusAdapter(
   const ensureStarted = () => {
     if (!options.start || startedByUs) return;
     MessageBus.baseUrl = options.baseUrl;
+    MessageBus.enableChunkedEncoding = options.chunked;
     // No jQuery in an Ember app: give the bus a fetch-free XHR transport (it needs progress events for
     // chunked streaming, which fetch cannot give it here).
     if (!MessageBus.ajax)

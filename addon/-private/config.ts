@@ -34,6 +34,13 @@ export interface PresenceConfig {
    * `false` when the app already runs MessageBus; the addon then only subscribes. Default `true`.
    */
   startBus?: boolean;
+  /**
+   * Whether message-bus polls may stream their answer (chunked encoding), as the reference server does.
+   * Set `false` behind a proxy that buffers responses, and in tests that answer polls with pretender
+   * (its fake XHR has no progress events: a streamed answer would reach the app late or not at all).
+   * Applies when the addon starts the bus (`startBus`). Default `true`.
+   */
+  chunkedPolls?: boolean;
   /** `fetch`/XHR credentials mode; use `'include'` when `baseUrl` is on another origin. Default `'same-origin'`. */
   credentials?: RequestCredentials;
   /**
@@ -64,6 +71,7 @@ export interface ResolvedPresenceConfig {
   rateLimitWaitMs: number;
   subscribeRetryMs: number;
   startBus: boolean;
+  chunkedPolls: boolean;
   credentials: RequestCredentials;
   csrf: { metaName: string | undefined; headerName: string; fieldName: string };
 }
@@ -83,6 +91,7 @@ export const DEFAULT_CONFIG: Readonly<Omit<ResolvedPresenceConfig, 'csrf'>> =
     // 5 s: as Discourse's client retries its initial GET.
     subscribeRetryMs: 5_000,
     startBus: true,
+    chunkedPolls: true,
     credentials: 'same-origin',
   });
 
@@ -152,7 +161,16 @@ export function resolveConfig(input: unknown): ResolvedPresenceConfig {
       ? raw.baseUrl
       : `${raw.baseUrl}/`;
   }
-  if (raw.startBus !== undefined) resolved.startBus = Boolean(raw.startBus);
+  for (const key of ['startBus', 'chunkedPolls'] as const) {
+    const value = raw[key];
+    if (value === undefined) continue;
+    if (typeof value !== 'boolean') {
+      throw new Error(
+        `ember-presence: ENV['ember-presence'].${key} must be true or false, got ${JSON.stringify(value)}. Fix it in config/environment.js.`,
+      );
+    }
+    resolved[key] = value;
+  }
   if (raw.credentials !== undefined) resolved.credentials = raw.credentials;
   if (raw.csrf) {
     resolved.csrf = {

@@ -269,6 +269,7 @@ export default class PresenceService extends Service {
       createMessageBusAdapter({
         baseUrl: this.config.baseUrl,
         start: this.config.startBus,
+        chunked: this.config.chunkedPolls,
         credentials: this.config.credentials,
       });
     if (this.#authToken !== undefined) bus.setAuthToken?.(this.#authToken);

@@ -12,6 +12,7 @@ module('Unit | config', function () {
     assert.strictEqual(config.backoffMaxMs, 30_000);
     assert.strictEqual(config.baseUrl, '/');
     assert.true(config.startBus);
+    assert.true(config.chunkedPolls);
     assert.deepEqual({ ...DEFAULT_CONFIG, csrf: config.csrf }, config);
   });
 
@@ -39,6 +40,11 @@ module('Unit | config', function () {
       () => resolveConfig({ baseUrl: '' }),
       /baseUrl must be a non-empty string/,
     );
+    assert.throws(
+      () => resolveConfig({ chunkedPolls: 'no' }),
+      /chunkedPolls must be true or false, got "no"/,
+    );
+    assert.false(resolveConfig({ chunkedPolls: false }).chunkedPolls);
   });
 
   test('activeOptions default to and must not go below the minimums', function (assert) {

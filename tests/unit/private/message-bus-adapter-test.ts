@@ -12,8 +12,6 @@ module('Unit | message-bus adapter', function (hooks) {
 
   hooks.beforeEach(function () {
     chunked = MessageBus.enableChunkedEncoding;
-    // Pretender's fake XHR does not stream; the chunked path is exercised against the real server.
-    MessageBus.enableChunkedEncoding = false;
   });
 
   hooks.afterEach(function () {
@@ -52,6 +50,8 @@ module('Unit | message-bus adapter', function (hooks) {
     const bus = createMessageBusAdapter({
       baseUrl: '/',
       start: true,
+      // Pretender's fake XHR does not stream; the chunked path is exercised against the real server.
+      chunked: false,
       credentials: 'same-origin',
     });
     const received: [number, unknown][] = [];
@@ -99,6 +99,8 @@ module('Unit | message-bus adapter', function (hooks) {
     const bus = createMessageBusAdapter({
       baseUrl: '/',
       start: true,
+      // Pretender's fake XHR does not stream; the chunked path is exercised against the real server.
+      chunked: false,
       credentials: 'same-origin',
     });
     const stopA = bus.subscribe('/presence/a', () => undefined, 1);

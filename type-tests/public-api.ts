@@ -6,6 +6,7 @@ import type {
   EnterOptions,
   PresenceChannel,
   PresenceChannelNotFound,
+  PresenceClock,
   PresenceConfig,
   PresenceRequestError,
   PresenceService,
@@ -33,6 +34,10 @@ import type {
   FakeFailure,
   setupPresence,
   SetupPresenceOptions,
+  FakeRequest,
+  FakeClock,
+  unregisterChannel,
+  defaultClientId,
   ChannelConfigInput,
   PresenceUser as TestPresenceUser,
 } from 'ember-presence/test-support';
@@ -182,3 +187,38 @@ pin<
     }
   >
 >();
+pin<Equals<PresenceConfig['chunkedPolls'], boolean | undefined>>();
+pin<Equals<PresenceClock['manual'], boolean | undefined>>();
+pin<
+  Equals<
+    SetupPresenceOptions,
+    {
+      currentUser?: FakeUser | null;
+      channels?: Record<string, ChannelConfigInput>;
+      baseUrl?: string;
+      rateLimit?: { limit: number; windowMs: number } | false;
+      debounceMs?: number;
+      throttleMs?: number;
+    }
+  >
+>();
+pin<Equals<typeof unregisterChannel, (name: string) => Promise<void>>>();
+pin<Equals<typeof defaultClientId, (userId: number) => string>>();
+pin<Equals<FakePresenceServer['requests'], FakeRequest[]>>();
+pin<
+  Equals<
+    FakeRequest,
+    {
+      method: string;
+      url: string;
+      status: number;
+      query: Record<string, string | string[]>;
+      body: unknown;
+      response: unknown;
+    }
+  >
+>();
+pin<Equals<ConstructorParameters<typeof FakeClock>, [start?: number]>>();
+pin<Equals<FakeClock['advance'], (ms: number) => Promise<void>>>();
+pin<Equals<FakeClock['tick'], (ms: number) => void>>();
+pin<Equals<FakeClock['manual'], true>>();

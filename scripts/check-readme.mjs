@@ -73,14 +73,17 @@ for (const name of exported) {
 const configuration = section('### Configuration');
 const configKeys = parse('addon/-private/config.ts')
   .statements.filter(
-    (node) => ts.isInterfaceDeclaration(node) && node.name.text === 'PresenceConfig',
+    (node) =>
+      ts.isInterfaceDeclaration(node) && node.name.text === 'PresenceConfig',
   )
   .flatMap((node) => node.members)
   .map((member) => member.name.text);
 if (configKeys.length < 10) failures.push('could not read PresenceConfig');
 for (const name of configKeys) {
   if (!new RegExp(`\\b${name}:`).test(configuration))
-    failures.push(`the Configuration section does not show the option \`${name}\``);
+    failures.push(
+      `the Configuration section does not show the option \`${name}\``,
+    );
 }
 for (const name of options) {
   if (!new RegExp(`\\b${name}\\b`).test(testing))

@@ -15,6 +15,7 @@ import fanOut from './fan-out.js';
 import { connectRedis, redisVersion } from './lib/redis.js';
 import {
   appendResults,
+  describeCommit,
   describeMachine,
   markdownResult,
   textTable,
@@ -103,7 +104,7 @@ async function main(): Promise<number> {
   probe.disconnect();
   console.log(
     `ember-presence bench${smoke ? ' (smoke)' : ''}: ${machine.cpu}, ${machine.cores} cores, ${machine.memGiB} GiB, ` +
-      `Node ${machine.node}, Redis ${machine.redis}, commit ${machine.commit}`,
+      `Node ${machine.node}, Redis ${machine.redis}, commit ${describeCommit(machine)}`,
   );
 
   let passed = 0;

@@ -25,17 +25,26 @@ export interface Machine {
   redis: string;
   date: string;
   commit: string;
+  /** The working tree had changes (tracked or untracked) beside `commit`: the figures are not its own. */
+  dirty: boolean;
 }
 
-/** Reads cpu/cores/mem from node:os and the commit from git (read-only; `unknown` without git). */
+/**
+ * Reads cpu/cores/mem from node:os and the commit from git (read-only; `unknown` without git), with
+ * whether the tree differed from it.
+ */
 export function describeMachine(redis: string): Machine {
   let commit = 'unknown';
-  try {
-    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], {
+  let dirty = false;
+  const git = (...args: string[]) =>
+    execFileSync('git', args, {
       cwd: new URL('..', import.meta.url),
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'ignore'],
     }).trim();
+  try {
+    commit = git('rev-parse', '--short', 'HEAD');
+    dirty = git('status', '--porcelain').length > 0;
   } catch {
     // Not a git checkout (e.g. an unpacked tarball): the date still identifies the run.
   }
@@ -48,7 +57,17 @@ export function describeMachine(redis: string): Machine {
     redis,
     date: new Date().toISOString(),
     commit,
+    dirty,
   };
+}
+
+/** `abc1234`, or `abc1234 + uncommitted changes` when the tree was dirty. */
+export function describeCommit(
+  machine: Pick<Machine, 'commit' | 'dirty'>,
+): string {
+  return machine.dirty
+    ? `${machine.commit} + uncommitted changes`
+    : machine.commit;
 }
 
 function cell(value: string | number | null): string {
@@ -122,7 +141,7 @@ export async function appendResults(
   }
   const header = [
     '',
-    `## ${machine.date} — commit ${machine.commit}`,
+    `## ${machine.date} — commit ${describeCommit(machine)}`,
     '',
     `Machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memGiB} GiB; Node ${machine.node}; Redis ${machine.redis}.`,
     '',

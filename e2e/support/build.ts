@@ -47,18 +47,20 @@ export async function buildDemo(): Promise<BuiltDemo> {
 }
 
 /**
- * Runs `ember build --environment=development --output-path <outputPath>` of the dummy app (the demo) in
- * the repository, with `env` added to the environment (CI mode always), bounded by BUILD_TIMEOUT_MS. Rejects
- * with the end of the build's output when it fails or times out. Shared by the e2e suite and the bench.
+ * Runs `ember build --environment=<environment> --output-path <outputPath>` of the dummy app (the demo)
+ * in the repository, with `env` added to the environment (CI mode always), bounded by BUILD_TIMEOUT_MS.
+ * Rejects with the end of the build's output when it fails or times out. Shared by the e2e suite
+ * (development: readable failures) and the client bench (production: what users ship).
  */
 export function buildDemoInto(
   outputPath: string,
   env: Record<string, string> = {},
+  environment: 'development' | 'production' = 'development',
 ): Promise<void> {
   return runBounded(
     'ember build',
     join(REPO_ROOT, 'node_modules/.bin/ember'),
-    ['build', '--environment=development', '--output-path', outputPath],
+    ['build', `--environment=${environment}`, '--output-path', outputPath],
     { cwd: REPO_ROOT, env, timeoutMs: BUILD_TIMEOUT_MS },
   );
 }

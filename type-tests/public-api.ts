@@ -42,6 +42,7 @@ import type {
   PresenceUser as TestPresenceUser,
 } from 'ember-presence/test-support';
 import type Owner from '@ember/owner';
+import type Service from '@ember/service';
 
 type Equals<A, B> =
   (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2
@@ -86,6 +87,15 @@ pin<
   Equals<PresenceChannel['subscribe'], (initialData?: unknown) => Promise<void>>
 >();
 pin<Equals<PresenceChannel['unsubscribe'], () => void>>();
+// Internals stay off the public types: no `_`-prefixed members on a handle, and none that the service
+// adds to Ember's `Service` (which brings `_super`).
+pin<Equals<Extract<keyof PresenceChannel, `_${string}`>, never>>();
+pin<
+  Equals<
+    Exclude<Extract<keyof PresenceService, `_${string}`>, keyof Service>,
+    never
+  >
+>();
 pin<
   Equals<
     PresenceUser,

@@ -1,7 +1,7 @@
 import type { PresenceClock } from './clock';
 
 /**
- * When a channel entered with `onlyWhileActive` stops counting as present (SPEC §5.2). Both values are
+ * When a channel entered with `onlyWhileActive` stops counting as present (docs/protocol.md §7). Both values are
  * milliseconds.
  */
 export interface ActiveOptions {

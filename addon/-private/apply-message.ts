@@ -9,7 +9,7 @@ export type MessageOutcome =
   | { readonly type: 'unexpected'; readonly reason: string };
 
 /**
- * Folds change message `messageId` into `data` (SPEC §5.2). Pure: returns a new object and never mutates.
+ * Folds change message `messageId` into `data` (docs/protocol.md §7). Pure: returns a new object and never mutates.
  *
  * - `{"entering_users":[…]}` adds users (deduplicated by id), `{"leaving_user_ids":[…]}` removes them,
  *   `{"count_delta":n}` adjusts a count-only channel.

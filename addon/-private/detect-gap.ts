@@ -14,7 +14,7 @@ export interface Gap {
 export const FIRST_MESSAGE_ID_STEP = 1000;
 
 /**
- * Channel message ids are consecutive (SPEC §2.2), so anything but `lastSeenId + 1` means the client's
+ * Channel message ids are consecutive (docs/protocol.md §5), so anything but `lastSeenId + 1` means the client's
  * view can no longer be trusted and must be refetched. That includes ids *below* the expected one: they
  * show up after the server's backlog was reset, and ignoring them would leave the channel frozen.
  *

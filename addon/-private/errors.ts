@@ -1,7 +1,7 @@
 /**
  * Thrown (as a promise rejection) by `enter()` and `subscribe()` when the channel does not exist or the
  * current user may not enter/view it. The server makes the two cases indistinguishable on purpose
- * (SPEC §1.2), so the client cannot tell them apart either.
+ * (docs/protocol.md §1), so the client cannot tell them apart either.
  *
  * @example
  * try {

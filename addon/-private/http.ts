@@ -105,7 +105,7 @@ function pageOrigin(): string {
   return globalThis.location?.origin ?? '<your app origin>';
 }
 
-/** `extras.wait_seconds` from the body (SPEC §3.2), else the `Retry-After` header, else undefined. */
+/** `extras.wait_seconds` from the body (docs/protocol.md §4), else the `Retry-After` header, else undefined. */
 function retryAfterMs(response: Response, body: unknown): number | undefined {
   const extras = isRecord(body) ? body['extras'] : undefined;
   const wait = isRecord(extras) ? extras['wait_seconds'] : undefined;

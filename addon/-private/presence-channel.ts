@@ -1,6 +1,6 @@
 import { tracked } from '@glimmer/tracking';
 import { resolveActiveOptions, type ActiveOptions } from './activity';
-import type { ChannelState } from './channel-state';
+import type { SharedChannel } from './shared-channel';
 import type { PresenceUser } from './types';
 
 /** Options of `PresenceChannel#enter`. */
@@ -14,18 +14,32 @@ export interface EnterOptions {
   activeOptions?: Partial<ActiveOptions>;
 }
 
+/**
+ * The side of a handle that the service and the shared channel state see (never the app): its name and
+ * what they may tell it. Internal: the exported `PresenceChannel` type carries none of it.
+ */
+export interface ChannelHandle {
+  readonly name: string;
+  /** The server refused presence for this handle: it is not present any more, and says why. */
+  refused(error: Error): void;
+  /** The channel vanished while subscribed: the handle is unsubscribed, and says why. */
+  lost(error: Error): void;
+  /** The service forgets this handle's presence (the current user changed). */
+  forgetPresence(): void;
+}
+
 /** How a proxy reaches the service. Internal: apps get proxies from `presence.getChannel()`. */
 export interface ChannelHost {
   /** Throws an error naming the fix when the visitor is anonymous. */
   assertCanEnter(name: string, action: 'enter' | 'leave'): void;
-  enter(proxy: PresenceChannel, rule: ActiveOptions | null): Promise<void>;
-  leave(proxy: PresenceChannel): Promise<void>;
+  enter(handle: ChannelHandle, rule: ActiveOptions | null): Promise<void>;
+  leave(handle: ChannelHandle): Promise<void>;
   /** Resolves with the shared state once it has data; the proxy may have unsubscribed meanwhile. */
   subscribe(
-    proxy: PresenceChannel,
+    handle: ChannelHandle,
     initialData: unknown,
-  ): Promise<ChannelState>;
-  unsubscribe(proxy: PresenceChannel): void;
+  ): Promise<SharedChannel>;
+  unsubscribe(handle: ChannelHandle): void;
 }
 
 /**
@@ -43,11 +57,11 @@ export class PresenceChannel {
   readonly name: string;
   /** This handle entered the channel (and was not refused since). */
   get present(): boolean {
-    return this._present;
+    return this.#flags.present;
   }
   /** This handle follows the channel; `users`/`count` are available. */
   get subscribed(): boolean {
-    return this._subscribed;
+    return this.#flags.subscribed;
   }
   /**
    * Why the channel stopped working for this handle, if it did: a `PresenceChannelNotFound` when the
@@ -56,49 +70,47 @@ export class PresenceChannel {
    * Cleared by the next `enter()`/`subscribe()`.
    */
   get error(): Error | undefined {
-    return this._error;
+    return this.#flags.error;
   }
 
-  /**
-   * One tracked field per raw fact, plus an untracked copy the methods read: `enter()` or `subscribe()`
-   * called while rendering (e.g. from a component constructor) then never reads a tracked value it is
-   * about to write, which Ember forbids in one computation. Unchanged values are not written at all.
-   */
-  @tracked private _present = false;
-  @tracked private _subscribed = false;
-  @tracked private _error: Error | undefined;
-  #flags: ChannelFlags = {
-    present: false,
-    subscribed: false,
-    error: undefined,
-  };
-
+  #flags = new HandleFlags();
   #host: ChannelHost;
-  @tracked private shared: ChannelState | undefined;
   #subscribing: Promise<void> | undefined;
+  /** What the service and the channel state hold of this handle. */
+  #handle: ChannelHandle;
 
   /** @internal Use `presence.getChannel(name)`. */
   constructor(name: string, host: ChannelHost) {
     this.name = name;
     this.#host = host;
+    this.#handle = {
+      name,
+      refused: (error) => this.#flags.set({ present: false, error }),
+      lost: (error) => {
+        this.#subscribing = undefined;
+        this.#flags.set({ subscribed: false, error });
+        this.#flags.shared = undefined;
+      },
+      forgetPresence: () => this.#flags.set({ present: false }),
+    };
   }
 
   /** Present users while subscribed (one entry per user); `null` for count-only channels; `undefined` when not subscribed. */
   get users(): readonly PresenceUser[] | null | undefined {
     if (!this.subscribed) return undefined;
-    return this.shared?.data?.users;
+    return this.#flags.shared?.data?.users;
   }
 
   /** Number of present users while subscribed; `undefined` when not subscribed. */
   get count(): number | undefined {
     if (!this.subscribed) return undefined;
-    return this.shared?.data?.count;
+    return this.#flags.shared?.data?.count;
   }
 
   /** Whether the channel only exposes a count; `undefined` until subscribed. */
   get countOnly(): boolean | undefined {
     if (!this.subscribed) return undefined;
-    const data = this.shared?.data;
+    const data = this.#flags.shared?.data;
     return data ? data.users === null : undefined;
   }
 
@@ -113,9 +125,9 @@ export class PresenceChannel {
       this.#host.assertCanEnter(this.name, 'enter');
       const { onlyWhileActive = true, activeOptions } = options;
       const rule = onlyWhileActive ? resolveActiveOptions(activeOptions) : null;
-      if (this.#flags.present) return Promise.resolve();
-      this.#set({ present: true, error: undefined });
-      return this.#host.enter(this, rule);
+      if (this.#flags.current.present) return Promise.resolve();
+      this.#flags.set({ present: true, error: undefined });
+      return this.#host.enter(this.#handle, rule);
     } catch (error) {
       return Promise.reject(
         error instanceof Error ? error : new Error(String(error)),
@@ -130,9 +142,9 @@ export class PresenceChannel {
   leave(): Promise<void> {
     try {
       this.#host.assertCanEnter(this.name, 'leave');
-      if (!this.#flags.present) return Promise.resolve();
-      this.#set({ present: false });
-      return this.#host.leave(this);
+      if (!this.#flags.current.present) return Promise.resolve();
+      this.#flags.set({ present: false });
+      return this.#host.leave(this.#handle);
     } catch (error) {
       return Promise.reject(
         error instanceof Error ? error : new Error(String(error)),
@@ -147,60 +159,35 @@ export class PresenceChannel {
    * already subscribed.
    */
   subscribe(initialData?: unknown): Promise<void> {
-    if (this.#flags.subscribed) return Promise.resolve();
+    if (this.#flags.current.subscribed) return Promise.resolve();
     if (this.#subscribing) return this.#subscribing;
-    this.#set({ error: undefined });
-    const attempt: Promise<void> = this.#host.subscribe(this, initialData).then(
-      (state) => {
-        if (this.#subscribing !== attempt) return; // unsubscribed while loading
-        this.#subscribing = undefined;
-        this.shared = state;
-        this.#set({ subscribed: true });
-      },
-      (error: unknown) => {
-        if (this.#subscribing === attempt) this.#subscribing = undefined;
-        if (error instanceof Error) this.#set({ error });
-        throw error;
-      },
-    );
+    this.#flags.set({ error: undefined });
+    const attempt: Promise<void> = this.#host
+      .subscribe(this.#handle, initialData)
+      .then(
+        (state) => {
+          if (this.#subscribing !== attempt) return; // unsubscribed while loading
+          this.#subscribing = undefined;
+          this.#flags.shared = state;
+          this.#flags.set({ subscribed: true });
+        },
+        (error: unknown) => {
+          if (this.#subscribing === attempt) this.#subscribing = undefined;
+          if (error instanceof Error) this.#flags.set({ error });
+          throw error;
+        },
+      );
     this.#subscribing = attempt;
     return attempt;
   }
 
   /** Stops following. No-op when not subscribed. */
   unsubscribe(): void {
-    if (!this.#flags.subscribed && !this.#subscribing) return;
+    if (!this.#flags.current.subscribed && !this.#subscribing) return;
     this.#subscribing = undefined;
-    this.#set({ subscribed: false });
-    this.shared = undefined;
-    this.#host.unsubscribe(this);
-  }
-
-  /** @internal The server refused presence for this handle. */
-  _refused(error: Error): void {
-    this.#set({ present: false, error });
-  }
-
-  /** @internal The channel vanished while subscribed. */
-  _lost(error: Error): void {
-    this.#subscribing = undefined;
-    this.#set({ subscribed: false, error });
-    this.shared = undefined;
-  }
-
-  /** @internal The service forgets this handle's presence (the current user changed). */
-  _forgetPresence(): void {
-    this.#set({ present: false });
-  }
-
-  #set(change: Partial<ChannelFlags>): void {
-    const previous = this.#flags;
-    const next = { ...previous, ...change };
-    this.#flags = next;
-    if (next.present !== previous.present) this._present = next.present;
-    if (next.subscribed !== previous.subscribed)
-      this._subscribed = next.subscribed;
-    if (next.error !== previous.error) this._error = next.error;
+    this.#flags.set({ subscribed: false });
+    this.#flags.shared = undefined;
+    this.#host.unsubscribe(this.#handle);
   }
 }
 
@@ -208,4 +195,33 @@ interface ChannelFlags {
   present: boolean;
   subscribed: boolean;
   error: Error | undefined;
+}
+
+/**
+ * The state of one handle: one tracked field per raw fact, plus an untracked copy (`current`) the
+ * handle's methods read: `enter()` or `subscribe()` called while rendering (e.g. from a component
+ * constructor) then never reads a tracked value it is about to write, which Ember forbids in one
+ * computation. Unchanged values are not written at all.
+ */
+class HandleFlags {
+  @tracked present = false;
+  @tracked subscribed = false;
+  @tracked error: Error | undefined;
+  /** The shared state of the channel while subscribed. */
+  @tracked shared: SharedChannel | undefined;
+  current: Readonly<ChannelFlags> = {
+    present: false,
+    subscribed: false,
+    error: undefined,
+  };
+
+  set(change: Partial<ChannelFlags>): void {
+    const previous = this.current;
+    const next = { ...previous, ...change };
+    this.current = next;
+    if (next.present !== previous.present) this.present = next.present;
+    if (next.subscribed !== previous.subscribed)
+      this.subscribed = next.subscribed;
+    if (next.error !== previous.error) this.error = next.error;
+  }
 }

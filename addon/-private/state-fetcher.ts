@@ -3,7 +3,7 @@ import { PresenceRequestError } from './errors';
 import { presenceRequest } from './http';
 import { getWaiter } from './waiters';
 
-/** The server accepts at most this many channels per `GET /presence/get` (SPEC §3.1). */
+/** The server accepts at most this many channels per `GET /presence/get` (docs/protocol.md §3). */
 export const MAX_CHANNELS_PER_GET = 50;
 
 interface Pending {

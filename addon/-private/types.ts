@@ -3,7 +3,7 @@
  * unit-tested as pure functions.
  */
 
-/** A user as the server sends it in channel state and change messages (SPEC §2.1): exactly these fields. */
+/** A user as the server sends it in channel state and change messages (docs/protocol.md §5): exactly these fields. */
 export interface PresenceUser {
   readonly id: number;
   readonly username: string;

@@ -2,6 +2,13 @@ import { Timer, type PresenceClock } from './clock';
 import type { ResolvedPresenceConfig } from './config';
 import { PresenceChannelNotFound } from './errors';
 import { presenceRequest } from './http';
+import {
+  backoffDelay,
+  isHeartbeatDue,
+  nextUpdateAt,
+  rateLimitDelay,
+  settledWaitsForUpdate,
+} from './schedule';
 import { updateWaiter } from './waiters';
 
 /** What the updater needs from the service. */
@@ -26,12 +33,12 @@ interface Deferred {
 
 type Waiters = Map<string, Deferred[]>;
 
-/** The server refuses more than 50 entries in `present_channels` or `leave_channels` (SPEC §3.2). */
+/** The server refuses more than 50 entries in `present_channels` or `leave_channels` (docs/protocol.md §4). */
 export const MAX_CHANNELS_PER_UPDATE = 50;
 
 /**
  * Keeps the server's view of "where is this client present" in line with the app's, with as few
- * requests as possible (SPEC §5.2):
+ * requests as possible (docs/protocol.md §7):
  *
  * - Changes are not sent one by one. Every request carries the whole desired state: all channels that
  *   should be present in `present_channels` (which doubles as the heartbeat) and, in `leave_channels`,
@@ -160,7 +167,7 @@ export class Updater {
     }).finally(() => updateWaiter.endAsync(waiter));
   }
 
-  /** The form body of `POST /presence/update` (SPEC §3.2). */
+  /** The form body of `POST /presence/update` (docs/protocol.md §4). */
   #updateBody(present: string[], leaves: string[]): URLSearchParams {
     const body = new URLSearchParams();
     body.append('client_id', this.#host.clientId());
@@ -243,41 +250,43 @@ export class Updater {
     if (this.#destroyed || this.#inFlight) return;
     const { config, clock } = this.#host;
     const now = clock.now();
-    let at: number | undefined;
-    if (this.#dirty) {
-      // Debounced, but a change never waits more than debounce + throttle behind newer ones.
-      const debounced = Math.min(
-        this.#lastChangeAt + config.debounceMs,
-        this.#dirtySince + config.debounceMs + config.throttleMs,
-      );
-      at = Math.max(
-        debounced,
-        this.#lastSentAt + config.throttleMs,
-        this.#retryAt,
-      );
-    } else if (this.#confirmed.size > 0) {
-      const oldest = Math.min(
-        ...[...this.#confirmed].map(
-          (name) => this.#reportedAt.get(name) ?? this.#lastSentAt,
-        ),
-      );
-      at = Math.max(
-        oldest + config.heartbeatMs,
-        this.#lastSentAt + config.throttleMs,
-        this.#retryAt,
-      );
-    } else if (this.#maybe.size > 0) {
-      at = Math.max(this.#lastSentAt + config.heartbeatMs, this.#retryAt);
-    }
+    const at = nextUpdateAt(
+      {
+        dirty: this.#dirty,
+        oldestReportAt: this.#oldestReportAt(),
+        unconfirmed: this.#maybe.size > 0,
+      },
+      {
+        lastChangeAt: this.#lastChangeAt,
+        dirtySince: this.#dirtySince,
+        lastSentAt: this.#lastSentAt,
+        retryAt: this.#retryAt,
+      },
+      config,
+    );
     if (at === undefined) this.#timer.cancel();
     else this.#timer.at(at);
-    // settled() waits for a change about to be sent, but neither for a heartbeat (that would be forever)
-    // nor through a back-off (a server that stays down would hang the test instead of failing it), nor
-    // for a debounce on a manual clock (only the test can end it, by moving the clock).
-    const waitsForTest = clock.manual === true && at !== undefined && at > now;
-    if (this.#dirty && this.#retryAt <= now && !waitsForTest)
-      this.#holdScheduledWaiter();
+    const waits = settledWaitsForUpdate(
+      {
+        dirty: this.#dirty,
+        retryAt: this.#retryAt,
+        at,
+        manualClock: clock.manual === true,
+      },
+      now,
+    );
+    if (waits) this.#holdScheduledWaiter();
     else this.#releaseScheduledWaiter();
+  }
+
+  /** When the confirmed channel reported longest ago was last sent; `undefined` when none is confirmed. */
+  #oldestReportAt(): number | undefined {
+    if (this.#confirmed.size === 0) return undefined;
+    return Math.min(
+      ...[...this.#confirmed].map(
+        (name) => this.#reportedAt.get(name) ?? this.#lastSentAt,
+      ),
+    );
   }
 
   #flush(): void {
@@ -295,7 +304,7 @@ export class Updater {
     const lastReported = (name: string) =>
       this.#reportedAt.get(name) ?? -Infinity;
     const isDue = (name: string) =>
-      now >= lastReported(name) + config.heartbeatMs;
+      isHeartbeatDue(lastReported(name), now, config);
     const heartbeatDue = present.some(
       (name) => this.#confirmed.has(name) && isDue(name),
     );
@@ -413,15 +422,10 @@ export class Updater {
         putBack(this.#enterWaiters, enterWaiters);
         putBack(this.#leaveWaiters, leaveWaiters);
         if (outcome.kind === 'rate-limited') {
-          this.#retryAt =
-            clock.now() + (outcome.waitMs ?? config.rateLimitWaitMs);
+          this.#retryAt = clock.now() + rateLimitDelay(outcome.waitMs, config);
         } else {
           this.#failures++;
-          const delay = Math.min(
-            config.backoffMaxMs,
-            config.backoffMinMs * 2 ** (this.#failures - 1),
-          );
-          this.#retryAt = clock.now() + delay;
+          this.#retryAt = clock.now() + backoffDelay(this.#failures, config);
         }
         this.#markDirty();
       }

@@ -7,7 +7,10 @@ import {
 } from '@ember/destroyable';
 import { ActivityMonitor, type ActiveOptions } from '../-private/activity';
 import { createMessageBusAdapter, type PresenceBus } from '../-private/bus';
-import { ChannelState, type ChannelStateHost } from '../-private/channel-state';
+import {
+  SharedChannel,
+  type SharedChannelHost,
+} from '../-private/shared-channel';
 import { Timer, systemClock, type PresenceClock } from '../-private/clock';
 import {
   resolveConfig,
@@ -82,9 +85,9 @@ export default class PresenceService extends Service {
   #clock: PresenceClock;
   #injectedBus: PresenceBus | undefined;
   #bus: PresenceBus | undefined;
-  #states = new Map<string, ChannelState>();
+  #states = new Map<string, SharedChannel>();
   #fetcher: StateFetcher;
-  #stateHost: ChannelStateHost;
+  #stateHost: SharedChannelHost;
   #updater: Updater;
   #activity: ActivityMonitor;
   #activityTimer: Timer;
@@ -277,10 +280,10 @@ export default class PresenceService extends Service {
     return bus;
   }
 
-  #stateFor(name: string): ChannelState {
+  #stateFor(name: string): SharedChannel {
     let state = this.#states.get(name);
     if (!state) {
-      state = new ChannelState(name, this.#stateHost);
+      state = new SharedChannel(name, this.#stateHost);
       this.#states.set(name, state);
     }
     return state;
@@ -294,7 +297,7 @@ export default class PresenceService extends Service {
     const now = this.#clock.now();
     let nextCheck = Infinity;
     for (const state of this.#states.values()) {
-      for (const rule of state.present.values()) {
+      for (const rule of state.presenceRules()) {
         if (rule === null || this.#activity.isActive(rule, now))
           desired.add(state.name);
         else this.#someInactive = true;
@@ -323,11 +326,7 @@ export default class PresenceService extends Service {
 
   #leaveEverything(): void {
     this.#updater.leaveAll('fetch');
-    for (const state of [...this.#states.values()]) {
-      for (const proxy of [...state.present.keys()]) proxy._forgetPresence();
-      state.present.clear();
-      if (state.isUnused) this.#release(state);
-    }
+    for (const state of [...this.#states.values()]) state.forgetPresence();
     this.#updater.reset(
       new Error(
         'ember-presence: the current user changed before the server answered.',
@@ -340,9 +339,7 @@ export default class PresenceService extends Service {
   #presenceRefused(name: string, error: Error): void {
     const state = this.#states.get(name);
     if (!state) return;
-    for (const proxy of state.present.keys()) proxy._refused(error);
-    state.present.clear();
-    this.#release(state);
+    state.refusePresence(error);
     this.#reconcile();
   }
 
@@ -351,7 +348,7 @@ export default class PresenceService extends Service {
    * server lost its state (restarted on the memory store, Redis restarted empty): enter again now rather
    * than at the next heartbeat, so the others see them within a second of the server's return.
    */
-  #checkSelf(state: ChannelState, data: ChannelData): void {
+  #checkSelf(state: SharedChannel, data: ChannelData): void {
     const userId = this.#userId;
     if (
       this.#userState !== 'signed-in' ||
@@ -364,7 +361,7 @@ export default class PresenceService extends Service {
     this.#updater.reassert(state.name);
   }
 
-  #release(state: ChannelState): void {
+  #release(state: SharedChannel): void {
     if (this.#states.get(state.name) === state && state.isUnused)
       this.#states.delete(state.name);
   }
@@ -398,28 +395,26 @@ export default class PresenceService extends Service {
           `ember-presence: cannot ${action} '${name}': the presence service was destroyed.`,
         );
     },
-    enter: (proxy, rule: ActiveOptions | null) => {
-      this.#stateFor(proxy.name).present.set(proxy, rule);
+    enter: (handle, rule: ActiveOptions | null) => {
+      this.#stateFor(handle.name).addPresent(handle, rule);
       this.#activity.start();
-      const promise = this.#updater.enter(proxy.name);
+      const promise = this.#updater.enter(handle.name);
       this.#reconcile();
       return promise;
     },
-    leave: (proxy) => {
-      const state = this.#states.get(proxy.name);
-      state?.present.delete(proxy);
-      if (state) this.#release(state);
-      const promise = this.#updater.leave(proxy.name);
+    leave: (handle) => {
+      this.#states.get(handle.name)?.removePresent(handle);
+      const promise = this.#updater.leave(handle.name);
       this.#reconcile();
       return promise;
     },
-    subscribe: async (proxy, initialData) => {
-      const state = this.#stateFor(proxy.name);
-      await state.subscribe(proxy, initialData);
+    subscribe: async (handle, initialData) => {
+      const state = this.#stateFor(handle.name);
+      await state.subscribe(handle, initialData);
       return state;
     },
-    unsubscribe: (proxy) => {
-      this.#states.get(proxy.name)?.unsubscribe(proxy);
+    unsubscribe: (handle) => {
+      this.#states.get(handle.name)?.unsubscribe(handle);
     },
   };
 }

@@ -9,7 +9,9 @@ import {
 import {
   GLOBAL_IDS_PER_MS,
   firstMessageIdBase,
-} from 'ember-presence/test-support/-private/core/memory-store';
+  presenceBusChannel,
+} from 'ember-presence/test-support/-private/core/bus-messages';
+import { busChannelFor } from 'ember-presence/-private/shared-channel';
 import type { ChannelData } from 'ember-presence/-private/types';
 import { user } from '../support/test-server';
 
@@ -138,6 +140,11 @@ module('Unit | reducers | detectGap', function () {
       assert.strictEqual(detectGap(0, first), null, `created at ${now}`);
       assert.true(Number.isSafeInteger(first));
     }
+  });
+
+  test('the client follows the bus channel the server publishes a presence channel on', function (assert) {
+    for (const name of ['/site/online', '/topic/1/reply', '/a/b'])
+      assert.strictEqual(busChannelFor(name), presenceBusChannel(name));
   });
 
   test('after a snapshot without messages, the first message of a backlog is accepted whatever its base', function (assert) {

@@ -8,11 +8,12 @@ import type { ResolvedPresenceConfig } from './config';
 import { gapLogLine } from './detect-gap';
 import { PresenceChannelNotFound, PresenceRequestError } from './errors';
 import { isRetryable } from './http';
-import type { PresenceChannel } from './presence-channel';
+import type { ChannelHandle } from './presence-channel';
+import { backoffDelay, subscribeRetryDelay } from './schedule';
 import type { ChannelData } from './types';
 
 /** What a channel state needs from the service. */
-export interface ChannelStateHost {
+export interface SharedChannelHost {
   readonly clock: PresenceClock;
   readonly config: ResolvedPresenceConfig;
   /** Batched `GET /presence/get`: the raw state, or `null` for a missing/forbidden channel. */
@@ -20,12 +21,15 @@ export interface ChannelStateHost {
   bus(): PresenceBus;
   log(line: string): void;
   /** Nothing uses this state any more: drop it. */
-  release(state: ChannelState): void;
+  release(state: SharedChannel): void;
   /** A state was fetched from the server (first load or resync) and is followed from now on. */
-  fetched(state: ChannelState, data: ChannelData): void;
+  fetched(state: SharedChannel, data: ChannelData): void;
 }
 
-/** Message-bus channel carrying the change messages of presence channel `name` (SPEC §1). */
+/**
+ * Message-bus channel carrying the change messages of presence channel `name` (docs/protocol.md §5). The
+ * client's copy of the server core's `presenceBusChannel`; a unit test holds the two equal.
+ */
 export function busChannelFor(name: string): string {
   return `/presence${name}`;
 }
@@ -39,35 +43,73 @@ export function busChannelFor(name: string): string {
  * message in with the pure `applyMessage`; a gap or anything unexpected stops following, refetches and
  * follows again from the new snapshot. Last subscriber gone → stop following, forget the data.
  */
-export class ChannelState {
+export class SharedChannel {
   readonly name: string;
   /** The current data; replaced whole on every change so one tracked field drives every template. */
-  @tracked data: ChannelData | undefined;
-  /** Present proxies and their activity rule (`null`: present as long as the page is open). */
-  readonly present = new Map<PresenceChannel, ActiveOptions | null>();
-  readonly subscribers = new Set<PresenceChannel>();
+  @tracked private current: ChannelData | undefined;
+  /** Present handles and their activity rule (`null`: present as long as the page is open). */
+  #present = new Map<ChannelHandle, ActiveOptions | null>();
+  #subscribers = new Set<ChannelHandle>();
 
-  #host: ChannelStateHost;
+  #host: SharedChannelHost;
   #loading: Promise<void> | undefined;
   #stopFollowing: (() => void) | undefined;
   #resyncing = false;
   #resyncFailures = 0;
-  #resyncTimer: Timer;
+  /**
+   * The one pending retry: of the first load while it cannot reach the server, or of a resync after
+   * that. Never both: a resync only starts once a load brought data.
+   */
+  #retryTimer: Timer;
+  #retry: (() => void) | undefined;
   /** Wakes a first load that waits to retry (on the timer, or at once by `#stop`). */
-  #loadRetryTimer: Timer;
   #wakeLoad: (() => void) | undefined;
   /** Bumped whenever following stops, so answers to requests made before are ignored. */
   #generation = 0;
 
-  constructor(name: string, host: ChannelStateHost) {
+  constructor(name: string, host: SharedChannelHost) {
     this.name = name;
     this.#host = host;
-    this.#resyncTimer = new Timer(host.clock, () => void this.#resync());
-    this.#loadRetryTimer = new Timer(host.clock, () => this.#wakeLoad?.());
+    this.#retryTimer = new Timer(host.clock, () => this.#retry?.());
+  }
+
+  /** The channel data while anyone is subscribed and it has loaded. */
+  get data(): ChannelData | undefined {
+    return this.current;
   }
 
   get isUnused(): boolean {
-    return this.present.size === 0 && this.subscribers.size === 0;
+    return this.#present.size === 0 && this.#subscribers.size === 0;
+  }
+
+  /** The activity rule of every present handle (`null`: present as long as the page is open). */
+  presenceRules(): Iterable<ActiveOptions | null> {
+    return this.#present.values();
+  }
+
+  /** `handle` entered, with its activity rule (replacing an earlier one). */
+  addPresent(handle: ChannelHandle, rule: ActiveOptions | null): void {
+    this.#present.set(handle, rule);
+  }
+
+  /** `handle` left. */
+  removePresent(handle: ChannelHandle): void {
+    this.#present.delete(handle);
+    this.#releaseIfUnused();
+  }
+
+  /** The server refused presence here: no handle stays present, and each says why. */
+  refusePresence(error: Error): void {
+    for (const handle of this.#present.keys()) handle.refused(error);
+    this.#present.clear();
+    this.#releaseIfUnused();
+  }
+
+  /** The current user changed: every handle forgets its presence here. */
+  forgetPresence(): void {
+    for (const handle of [...this.#present.keys()]) handle.forgetPresence();
+    this.#present.clear();
+    this.#releaseIfUnused();
   }
 
   /**
@@ -77,26 +119,23 @@ export class ChannelState {
    * waiting, so nothing half-subscribed stays behind) when the channel is missing or the fetch fails in a
    * way that retrying cannot fix.
    */
-  async subscribe(
-    proxy: PresenceChannel,
-    initialData?: unknown,
-  ): Promise<void> {
-    this.subscribers.add(proxy);
+  async subscribe(handle: ChannelHandle, initialData?: unknown): Promise<void> {
+    this.#subscribers.add(handle);
     if (this.data) return;
     this.#loading ??= this.#load(initialData);
     await this.#loading;
   }
 
-  unsubscribe(proxy: PresenceChannel): void {
-    if (!this.subscribers.delete(proxy)) return;
-    if (this.subscribers.size === 0) this.#stop();
-    if (this.isUnused) this.#host.release(this);
+  unsubscribe(handle: ChannelHandle): void {
+    if (!this.#subscribers.delete(handle)) return;
+    if (this.#subscribers.size === 0) this.#stop();
+    this.#releaseIfUnused();
   }
 
   /** Stops following for good (service teardown). */
   destroy(): void {
-    this.subscribers.clear();
-    this.present.clear();
+    this.#subscribers.clear();
+    this.#present.clear();
     this.#stop();
   }
 
@@ -114,9 +153,9 @@ export class ChannelState {
       if (initialData === undefined) this.#host.fetched(this, data);
     } catch (error) {
       if (generation === this.#generation) {
-        this.subscribers.clear();
+        this.#subscribers.clear();
         this.#stop();
-        if (this.isUnused) this.#host.release(this);
+        this.#releaseIfUnused();
       }
       throw error;
     } finally {
@@ -135,14 +174,14 @@ export class ChannelState {
       } catch (error) {
         if (generation !== this.#generation) return null;
         if (!isRetryable(error)) throw error;
-        const { subscribeRetryMs } = this.#host.config;
+        const delay = subscribeRetryDelay(this.#host.config);
         if (attempt === 1)
           this.#host.log(
-            `PresenceChannel '${this.name}': ${(error as Error).message}; retrying every ${subscribeRetryMs / 1000} s`,
+            `PresenceChannel '${this.name}': ${(error as Error).message}; retrying every ${delay / 1000} s`,
           );
         await new Promise<void>((wake) => {
           this.#wakeLoad = wake;
-          this.#loadRetryTimer.at(this.#host.clock.now() + subscribeRetryMs);
+          this.#retryIn(delay, wake);
         });
         this.#wakeLoad = undefined;
         if (generation !== this.#generation) return null;
@@ -151,7 +190,7 @@ export class ChannelState {
   }
 
   #follow(data: ChannelData): void {
-    this.data = data;
+    this.current = data;
     const generation = this.#generation;
     this.#stopFollowing = this.#host.bus().subscribe(
       busChannelFor(this.name),
@@ -166,7 +205,7 @@ export class ChannelState {
     if (!this.data || this.#resyncing) return;
     const outcome = applyMessage(this.data, messageId, payload);
     if (outcome.type === 'applied') {
-      this.data = outcome.data;
+      this.current = outcome.data;
       return;
     }
     this.#host.log(
@@ -195,12 +234,10 @@ export class ChannelState {
       if (generation !== this.#generation) return;
       // Keep showing the last known data and try again later; a refetch is the only way back in sync.
       this.#resyncFailures++;
-      const { backoffMinMs, backoffMaxMs } = this.#host.config;
-      const delay = Math.min(
-        backoffMaxMs,
-        backoffMinMs * 2 ** (this.#resyncFailures - 1),
+      this.#retryIn(
+        backoffDelay(this.#resyncFailures, this.#host.config),
+        () => void this.#resync(),
       );
-      this.#resyncTimer.at(this.#host.clock.now() + delay);
     }
   }
 
@@ -216,13 +253,23 @@ export class ChannelState {
     return data;
   }
 
-  /** The channel vanished or access was revoked while subscribed: every proxy is unsubscribed. */
+  /** The channel vanished or access was revoked while subscribed: every handle is unsubscribed. */
   #lost(error: Error): void {
-    const proxies = [...this.subscribers];
-    this.subscribers.clear();
+    const handles = [...this.#subscribers];
+    this.#subscribers.clear();
     this.#stop();
-    for (const proxy of proxies) proxy._lost(error);
+    for (const handle of handles) handle.lost(error);
+    this.#releaseIfUnused();
+  }
+
+  #releaseIfUnused(): void {
     if (this.isUnused) this.#host.release(this);
+  }
+
+  /** Runs `retry` in `delay` ms, replacing any retry pending. */
+  #retryIn(delay: number, retry: () => void): void {
+    this.#retry = retry;
+    this.#retryTimer.at(this.#host.clock.now() + delay);
   }
 
   #unfollow(): void {
@@ -233,12 +280,12 @@ export class ChannelState {
   #stop(): void {
     this.#generation++;
     this.#unfollow();
-    this.#resyncTimer.cancel();
-    this.#loadRetryTimer.cancel();
+    this.#retryTimer.cancel();
+    this.#retry = undefined;
     this.#wakeLoad?.();
     this.#resyncing = false;
     this.#resyncFailures = 0;
     this.#loading = undefined;
-    this.data = undefined;
+    this.current = undefined;
   }
 }

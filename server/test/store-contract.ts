@@ -7,12 +7,12 @@ import type {
   FullChannelState,
   PresenceUser,
 } from '../src/core/types.js';
-import { firstMessageIdBase } from '../src/core/memory-store.js';
+import { firstMessageIdBase } from '../src/core/bus-messages.js';
 import type { PresenceStore, PublishRules } from '../src/core/store.js';
 import { messageIds } from './support/message-ids.js';
 
 /**
- * The behaviour every `PresenceStore` must show (SPEC §2, issue 3/4). Each implementation's test file
+ * The behaviour every `PresenceStore` must show (docs/protocol.md §5, issue 3/4). Each implementation's test file
  * calls {@link runStoreContract} with a factory; every test gets a fresh, isolated store.
  *
  * @example

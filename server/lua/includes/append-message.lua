@@ -1,6 +1,6 @@
 --[[
   Shared helpers, spliced into a script where it says `-- @include append-message` (the loader in
-  server/src/store/redis-store.ts does the splicing, so every script stays one EVALSHA). They use the
+  server/src/store/scripts.ts does the splicing, so every script stays one EVALSHA). They use the
   per-store constants the loader writes at `-- @constants` (BACKLOG_SIZE, CHANNEL_TTL_MS, BACKLOG_TTL_MS,
   IDS_PER_MS, OVERDUE_MS, EMPTY_CHANNEL_TTL_MS).
 
@@ -19,7 +19,7 @@
   message_id: consecutive per channel from base + 1, where base = now * IDS_PER_MS when the backlog is
   created (kept in the meta hash as `b`). A backlog created again after Redis lost it starts above every
   id the lost one reached, so a client polling from an old id sees a gap and resyncs (firstMessageIdBase
-  in memory-store.ts; docs/protocol.md, "Message ids").
+  in core/bus-messages.ts; docs/protocol.md, "Message ids").
 ]]
 -- Arguments of redis.call as strings: Redis formats a Lua number argument with snprintf("%.17g") on
 -- every call, which costs about as much as a cheap command.

@@ -26,6 +26,7 @@
  * - The sweep index is split into shards (each its own key, so its own slot) so no single key sits on
  *   the path of every channel.
  */
+import { presenceBusChannel } from '../core/bus-messages.js';
 
 /** The default key prefix: short, and names the owner in `redis-cli --scan`. */
 export const DEFAULT_KEY_PREFIX = 'ep:';
@@ -134,7 +135,7 @@ export class RedisKeys {
 
   /** Keys of a presence channel (`/site/online`), tagged with its bus channel `/presence/site/online`. */
   presence(channel: string): PresenceKeys {
-    const busChannel = `/presence${channel}`;
+    const busChannel = presenceBusChannel(channel);
     const base = `${this.prefix}{${escapeKeyPart(busChannel)}}`;
     return {
       clients: `${base}p|clients`,

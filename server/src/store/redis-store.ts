@@ -1,17 +1,9 @@
-import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-
 import { Redis, type Cluster, type RedisOptions } from 'ioredis';
 
-import {
-  GLOBAL_IDS_PER_MS,
-  ListenerRegistry,
-  checkStoreCall,
-  presenceBusChannel,
-  retention,
-  storeArgs,
-  type RetentionOptions,
-} from '../core/memory-store.js';
+import { presenceBusChannel } from '../core/bus-messages.js';
+import { ListenerRegistry } from '../core/listener-registry.js';
+import { retention, type RetentionOptions } from '../core/retention.js';
+import { checkStoreCall, storeArgs } from '../core/store-args.js';
 import type {
   BusListener,
   CachedConfig,
@@ -34,6 +26,7 @@ import {
   RedisKeys,
   presenceScriptKeys,
 } from './keys.js';
+import { defineScripts, prepareScripts, type RunScript } from './scripts.js';
 
 /** Options of {@link RedisStore}. Every field is optional. */
 export interface RedisStoreOptions extends RetentionOptions {
@@ -60,13 +53,6 @@ export interface RedisStoreOptions extends RetentionOptions {
 /** A connection the store can use: a standalone/sentinel `Redis` or a `Cluster`. */
 export type RedisConnection = Redis | Cluster;
 
-/**
- * A present whose channel's recorded due time is this far in the past re-requests indexing: the sweep
- * should have visited it long ago, so the index write after an earlier call was lost (a process died
- * between the script and the ZADD). Several sweep intervals (5 s by default) of slack.
- */
-const OVERDUE_REINDEX_MS = 30_000;
-
 /** Upper bound of index rounds per shard and sweep, so one sweep call always ends. */
 const MAX_SWEEP_ROUNDS = 100;
 
@@ -82,138 +68,6 @@ const CHANNEL_CACHE_SIZE = 1024;
  * the sweep-index write (see `present`). Bounded: a forgotten client only costs one extra ZADD.
  */
 const KNOWN_CLIENTS_SIZE = 50_000;
-
-interface ScriptSpec {
-  command: string;
-  file: string;
-  keys: number;
-  readOnly?: boolean;
-  /** The script has a `-- @constants` line, where the store's constants are written at load. */
-  constants?: boolean;
-}
-
-/** One Lua file per atomic operation (server/lua/), registered once per connection with defineCommand. */
-const SCRIPTS = {
-  present: {
-    command: 'emberPresencePresent',
-    file: 'presence-present.lua',
-    keys: 7,
-    constants: true,
-  },
-  leave: {
-    command: 'emberPresenceLeave',
-    file: 'presence-leave.lua',
-    keys: 7,
-    constants: true,
-  },
-  sweep: {
-    command: 'emberPresenceSweep',
-    file: 'presence-sweep.lua',
-    keys: 7,
-    constants: true,
-  },
-  state: {
-    command: 'emberPresenceState',
-    file: 'presence-state.lua',
-    keys: 3,
-    readOnly: true,
-  },
-  publish: {
-    command: 'emberPresencePublish',
-    file: 'bus-publish.lua',
-    keys: 3,
-    constants: true,
-  },
-  rescore: {
-    command: 'emberPresenceRescore',
-    file: 'sweep-index-rescore.lua',
-    keys: 1,
-  },
-  hit: { command: 'emberPresenceHit', file: 'rate-limit-hit.lua', keys: 1 },
-  claim: {
-    command: 'emberPresenceClaim',
-    file: 'user-channels-claim.lua',
-    keys: 1,
-  },
-} satisfies Record<string, ScriptSpec>;
-
-type ScriptName = keyof typeof SCRIPTS;
-
-/** Works from server/src/store (tsx) and from the compiled server/dist/store alike. */
-const LUA_DIR = new URL('../../lua/', import.meta.url);
-
-let luaSources: Map<ScriptName, string> | undefined;
-
-/** Reads the scripts once per process, splicing `-- @include <name>` lines with server/lua/includes/<name>.lua. */
-function loadLuaSources(): Map<ScriptName, string> {
-  if (luaSources) return luaSources;
-  const includes = new Map<string, string>();
-  const include = (name: string): string => {
-    let source = includes.get(name);
-    if (source === undefined) {
-      source = readFileSync(new URL(`includes/${name}.lua`, LUA_DIR), 'utf8');
-      includes.set(name, source);
-    }
-    return source;
-  };
-  try {
-    luaSources = readLuaSources(include);
-  } catch (error) {
-    throw new Error(
-      `RedisStore could not read its Lua scripts in ${LUA_DIR.pathname}: server/lua/ must be installed ` +
-        `next to server/src or server/dist (${String(error)})`,
-    );
-  }
-  return luaSources;
-}
-
-function readLuaSources(
-  include: (name: string) => string,
-): Map<ScriptName, string> {
-  return new Map(
-    (Object.keys(SCRIPTS) as ScriptName[]).map((name) => {
-      const source = readFileSync(new URL(SCRIPTS[name].file, LUA_DIR), 'utf8');
-      return [
-        name,
-        source.replace(/^-- @include ([\w-]+)[ \t]*$/gm, (_, file: string) =>
-          include(file),
-        ),
-      ];
-    }),
-  );
-}
-
-type ScriptCommand = (...args: (string | number)[]) => Promise<unknown>;
-
-/** The per-store constants the scripts read as Lua locals (see {@link constantsLine}). */
-interface ScriptConstants {
-  backlogSize: number;
-  channelTtlMs: number;
-  backlogTtlMs: number;
-  emptyChannelTtlMs: number;
-}
-
-/**
- * The Lua line that replaces `-- @constants`: the store's retention settings, built into the script
- * source once instead of being encoded and parsed as ARGV on every call. Every value is a safe integer
- * (checked by `retention`), so it prints exactly.
- */
-function constantsLine(constants: ScriptConstants): string {
-  return (
-    'local BACKLOG_SIZE, CHANNEL_TTL_MS, BACKLOG_TTL_MS, IDS_PER_MS, OVERDUE_MS, EMPTY_CHANNEL_TTL_MS = ' +
-    [
-      constants.backlogSize,
-      constants.channelTtlMs,
-      constants.backlogTtlMs,
-      GLOBAL_IDS_PER_MS,
-      OVERDUE_REINDEX_MS,
-      constants.emptyChannelTtlMs,
-    ].join(', ')
-  );
-}
-
-/** Where a script wants the per-store constants. */
-const CONSTANTS_LINE = /^-- @constants[ \t]*$/m;
 
 /** What a store needs to run a presence channel's scripts, built once per channel (see the cache). */
 interface ChannelEntry {
@@ -265,8 +119,8 @@ export class RedisStore implements PresenceStore {
   readonly #emptyChannelTtlMs: number;
   readonly #sweepBatchSize: number;
   readonly #onError: (error: unknown, context: string) => void;
-  /** Script name → the command defined on the connection for this store's constants. */
-  readonly #commands = new Map<ScriptName, ScriptCommand>();
+  /** Runs a script defined on the connection for this store's constants, checking its reply. */
+  readonly #run: RunScript;
   /** Least recently used first (a hit moves its entry to the end). */
   readonly #channels = new Map<string, ChannelEntry>();
   readonly #knownClients = new Map<string, number>();
@@ -304,7 +158,12 @@ export class RedisStore implements PresenceStore {
       ((error, context) => console.error(`ember-presence: ${context}`, error));
 
     // Everything that can throw runs before a connection is opened, so a bad option leaks nothing.
-    const sources = loadLuaSources();
+    const scripts = prepareScripts({
+      backlogSize: this.#backlogSize,
+      channelTtlMs: this.#channelTtlMs,
+      backlogTtlMs: this.#backlogTtlMs,
+      emptyChannelTtlMs: this.#emptyChannelTtlMs,
+    });
     if (typeof connection === 'string') {
       if (options.redisOptions?.keyPrefix)
         throw keyPrefixError(options.redisOptions.keyPrefix);
@@ -327,37 +186,7 @@ export class RedisStore implements PresenceStore {
       ? (this.#redis as Cluster).options.keyPrefix
       : (this.#redis as Redis).options.keyPrefix;
     if (ioredisPrefix) throw keyPrefixError(ioredisPrefix);
-    const constants = constantsLine({
-      backlogSize: this.#backlogSize,
-      channelTtlMs: this.#channelTtlMs,
-      backlogTtlMs: this.#backlogTtlMs,
-      emptyChannelTtlMs: this.#emptyChannelTtlMs,
-    });
-    // Stores with different retention settings (or two copies of this module) may share a connection:
-    // each distinct script source is its own command, named after its hash, defined once per connection.
-    const commands = this.#redis as unknown as Record<string, unknown>;
-    for (const name of Object.keys(SCRIPTS) as ScriptName[]) {
-      const spec: ScriptSpec = SCRIPTS[name];
-      const source = sources.get(name)!;
-      if (spec.constants && !CONSTANTS_LINE.test(source)) {
-        // A script without the line would fail on its first call (undefined global), so fail here.
-        throw new Error(
-          `server/lua/${spec.file} has no "-- @constants" line for the store's constants`,
-        );
-      }
-      const lua = spec.constants
-        ? source.replace(CONSTANTS_LINE, () => constants)
-        : source;
-      const command = `${spec.command}_${createHash('sha1').update(lua).digest('hex').slice(0, 16)}`;
-      if (typeof commands[command] !== 'function') {
-        this.#redis.defineCommand(command, {
-          lua,
-          numberOfKeys: spec.keys,
-          readOnly: spec.readOnly ?? false,
-        });
-      }
-      this.#commands.set(name, commands[command] as ScriptCommand);
-    }
+    this.#run = defineScripts(this.#redis, scripts);
   }
 
   async present(
@@ -406,11 +235,7 @@ export class RedisStore implements PresenceStore {
     ]);
     const [, reply] = await Promise.all([indexFirst, script]);
     this.#rememberClient(known, now + timeoutMs);
-    const [changed, messageJson, indexAt] = reply as [
-      number,
-      string | null,
-      string | null,
-    ];
+    const [changed, messageJson, indexAt] = reply;
 
     if (indexAt !== null) {
       // The due time got earlier while a sweeper may have been re-scoring the entry (its compare-and-set
@@ -440,7 +265,7 @@ export class RedisStore implements PresenceStore {
 
     const entry = this.#channel(channel);
     this.#knownClients.delete(`${channel}\n${userId}:${clientId}`);
-    const [changed, messageJson] = (await this.#run('leave', entry.scriptKeys, [
+    const [changed, messageJson] = await this.#run('leave', entry.scriptKeys, [
       `${userId}:${clientId}`,
       userId,
       now,
@@ -449,7 +274,7 @@ export class RedisStore implements PresenceStore {
       checked?.audience ? '1' : '0',
       checked?.audience ? audienceJson(checked.audience) : '',
       entry.busChannelJson,
-    ])) as [number, string | null];
+    ]);
     return { changed: changed === 1, message: parseMessage(messageJson) };
   }
 
@@ -460,9 +285,9 @@ export class RedisStore implements PresenceStore {
   ): Promise<ChannelState> {
     this.#assertOpen();
     checkStoreCall.read(channel, now);
-    const reply = (await this.#run('state', this.#channel(channel).stateKeys, [
+    const reply = await this.#run('state', this.#channel(channel).stateKeys, [
       countOnly ? '1' : '0',
-    ])) as [number, number, ...string[]];
+    ]);
     const [count, lastId] = reply;
     const last_message_id = lastId > 0 ? lastId : null;
     if (countOnly) return { count, last_message_id };
@@ -505,11 +330,11 @@ export class RedisStore implements PresenceStore {
       now,
     );
     const keys = this.keys.bus(channel);
-    const json = (await this.#run(
+    const json = await this.#run(
       'publish',
       [keys.meta, keys.log, keys.pubsub],
       [JSON.stringify(channel), dataJson, audienceJson(checked), now],
-    )) as string;
+    );
     return JSON.parse(json) as BusMessage;
   }
 
@@ -619,11 +444,11 @@ export class RedisStore implements PresenceStore {
   ): Promise<RateLimitResult> {
     this.#assertOpen();
     const max = checkStoreCall.hit(key, windowMs, now, limit);
-    const [count, start] = (await this.#run(
+    const [count, start] = await this.#run(
       'hit',
       [this.keys.rateLimit(key)],
       [now, windowMs],
-    )) as [number, string];
+    );
     return {
       allowed: count <= max,
       count,
@@ -643,20 +468,11 @@ export class RedisStore implements PresenceStore {
     this.#assertOpen();
     checkStoreCall.claimChannels(userId, present, leaving, cap, untilMs, now);
     if (present.length === 0 && leaving.length === 0) return [];
-    const refused = await this.#run(
+    return this.#run(
       'claim',
       [this.keys.userChannels(userId)],
       [now, cap, untilMs, present.length, ...present, ...leaving],
     );
-    if (
-      !Array.isArray(refused) ||
-      !refused.every((name) => typeof name === 'string')
-    ) {
-      throw new Error(
-        `user-channels-claim.lua answered ${JSON.stringify(refused)}, not a list of names`,
-      );
-    }
-    return refused;
   }
 
   async ping(): Promise<void> {
@@ -692,14 +508,6 @@ export class RedisStore implements PresenceStore {
       throw new Error(
         'RedisStore is closed: create a new store instead of reusing a closed one',
       );
-  }
-
-  #run(
-    name: ScriptName,
-    keys: readonly string[],
-    args: (string | number)[],
-  ): Promise<unknown> {
-    return this.#commands.get(name)!.apply(this.#redis, [...keys, ...args]);
   }
 
   /** The cached keys of a presence channel (least recently used evicted first). */
@@ -753,11 +561,11 @@ export class RedisStore implements PresenceStore {
         visits.push(
           (async () => {
             const entry = this.#channel(channel);
-            const [expired, nextDue, messageJson] = (await this.#run(
+            const [expired, nextDue, messageJson] = await this.#run(
               'sweep',
               entry.scriptKeys,
               [now, entry.busChannelJson],
-            )) as [number, string | null, string | null];
+            );
             expiredClients += expired;
             const message = parseMessage(messageJson);
             if (message) messages.push(message);

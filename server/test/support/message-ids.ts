@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 
-import { firstMessageIdBase } from '../../src/core/memory-store.js';
+import { firstMessageIdBase } from '../../src/core/bus-messages.js';
 
 /**
  * The message ids of a backlog created at clock time `createdAt`: `messageIds(createdAt)(n)` is the id of

@@ -1,0 +1,125 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+
+import type { Redis } from 'ioredis';
+
+import { RedisStore } from '../src/store/redis-store.js';
+import { checkReply } from '../src/store/scripts.js';
+
+const T = 1_764_000_000_000;
+
+describe('Lua script replies', () => {
+  it('passes every reply shape the scripts document through unchanged', () => {
+    const user = JSON.stringify({ id: 1 });
+    const replies = [
+      ['present', [1, '{"message_id":1}', null]],
+      ['present', [0, null, String(T)]],
+      ['leave', [0, null]],
+      ['sweep', [2, null, '{"message_id":2}']],
+      ['state', [0, 0]],
+      ['state', [2, 7, user, user]],
+      ['publish', '{"message_id":3}'],
+      ['rescore', 0],
+      ['hit', [1, String(T)]],
+      ['claim', []],
+      ['claim', ['/a', '/b']],
+    ] as const;
+    for (const [name, reply] of replies) {
+      assert.equal(checkReply(name, reply), reply, name);
+    }
+  });
+
+  it('throws an Error naming the script and what is wrong with a malformed reply', () => {
+    const malformed = [
+      [
+        'present',
+        [2, null, null],
+        'server/lua/presence-present.lua answered an unexpected reply: element 0: 2 is not 0 or 1 ' +
+          '(expected an array [0 or 1, a string or nil, a string or nil])',
+      ],
+      [
+        'leave',
+        [1],
+        'server/lua/presence-leave.lua answered an unexpected reply: it has 1 elements, not an array ' +
+          '[0 or 1, a string or nil]',
+      ],
+      [
+        'sweep',
+        [0, 12, null],
+        'server/lua/presence-sweep.lua answered an unexpected reply: element 1: 12 is not a string or nil',
+      ],
+      [
+        'state',
+        [1, 5, 42],
+        'server/lua/presence-state.lua answered an unexpected reply: element 2: 42 is not a string ' +
+          '(expected an array [an integer, an integer, ...a string])',
+      ],
+      [
+        'publish',
+        null,
+        'server/lua/bus-publish.lua answered an unexpected reply: null is not a string',
+      ],
+      [
+        'hit',
+        'OK',
+        'server/lua/rate-limit-hit.lua answered an unexpected reply: "OK" is not an array [an integer, a string]',
+      ],
+      [
+        'claim',
+        ['/a', 1],
+        'server/lua/user-channels-claim.lua answered an unexpected reply: element 1: 1 is not a string',
+      ],
+      [
+        'rescore',
+        [1],
+        'server/lua/sweep-index-rescore.lua answered an unexpected reply: [1] is not 0 or 1',
+      ],
+    ] as const;
+    for (const [name, reply, message] of malformed) {
+      assert.throws(
+        () => checkReply(name, reply),
+        (error: unknown) =>
+          error instanceof Error && error.message.startsWith(message),
+        name,
+      );
+    }
+  });
+
+  it('keeps the error short for a long reply', () => {
+    const reply = [1, 2, ...Array.from({ length: 10_000 }, () => 'x'), 3];
+    assert.throws(
+      () => checkReply('state', reply),
+      (error: unknown) =>
+        error instanceof Error &&
+        error.message.includes('element 10002: 3 is not a string') &&
+        error.message.length < 300,
+    );
+  });
+
+  it('a RedisStore rejects an operation whose script answers a malformed reply', async () => {
+    // A stand-in connection whose every script answers the same wrong thing.
+    const connection = {
+      options: {},
+      defineCommand(name: string): void {
+        (this as Record<string, unknown>)[name] = () =>
+          Promise.resolve(['1', 0]);
+      },
+    } as unknown as Redis;
+    const store = new RedisStore(connection);
+    try {
+      await assert.rejects(
+        store.state('/site/online', true, T),
+        new Error(
+          'server/lua/presence-state.lua answered an unexpected reply: element 0: "1" is not an integer ' +
+            '(expected an array [an integer, an integer, ...a string])',
+        ),
+      );
+      await assert.rejects(
+        store.hit('k', 1000, T),
+        /rate-limit-hit\.lua answered an unexpected reply: element 0: "1" is not an integer/,
+      );
+    } finally {
+      await store.close();
+    }
+  });
+});

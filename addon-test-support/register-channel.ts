@@ -3,7 +3,7 @@ import { presenceTestState } from './-private/context';
 import type { ChannelConfigInput } from 'ember-presence/test-support/-private/core/types';
 
 /**
- * Makes a channel exist on the fake server with this config (SPEC config fields: `public`,
+ * Makes a channel exist on the fake server with this config (docs/protocol.md §1 config fields: `public`,
  * `allowedUserIds`, `allowedGroupIds`, `countOnly`, `timeout`). Without a config the channel is public and
  * every signed-in user of the test may enter it. Calling it again changes the config from the next request
  * on (e.g. to revoke access).

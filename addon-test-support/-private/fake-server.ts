@@ -11,13 +11,16 @@ import { PresenceCore } from 'ember-presence/test-support/-private/core/presence
 import { MemoryStore } from 'ember-presence/test-support/-private/core/memory-store';
 import {
   MessageBus,
+  PollHandler,
   encodeChunk,
   parsePollBody,
   presenceChannelAccess,
   type BusRequester,
+  type PollResponse,
   type WireMessage,
 } from 'ember-presence/test-support/-private/core/message-bus/index';
 import { toErrorResponse } from 'ember-presence/test-support/-private/core/errors';
+import { presenceBusChannel } from 'ember-presence/test-support/-private/core/bus-messages';
 import type { PrefixCallback } from 'ember-presence/test-support/-private/core/channel-registry';
 import type {
   ChannelConfigInput,
@@ -119,7 +122,6 @@ type PretenderRequest = Parameters<ResponseHandler>[0] & {
 };
 
 const DEFAULT_USER: FakeUser = { id: 1, username: 'me', name: 'Me' };
-const HELD_POLL_MS = 25_000;
 
 const deliveries = buildWaiter('ember-presence:fake-delivery');
 
@@ -167,6 +169,8 @@ export class FakePresenceServer {
   #updateOptions: UpdateOptions;
   #drops = new Map<string, number>();
   #held = new Set<AbortController>();
+  /** The real server's poll handler: every rule of `POST /message-bus/<clientId>/poll`. */
+  #polls: PollHandler;
   #subscriptions = new Set<{ close(): void }>();
   /** Answers to give instead of the real ones, per endpoint, oldest first (`failNextRequest`). */
   #failures = new Map<FakeEndpoint, FakeFailure[]>();
@@ -197,6 +201,13 @@ export class FakePresenceServer {
       timers: clock,
       canFollow: presenceChannelAccess(this.core),
     });
+    this.#polls = new PollHandler({
+      bus: this.bus,
+      // Held polls time out on the test's clock, never in real time.
+      timers: clock,
+      filter: (messages) => this.#takeDrops(messages),
+      name: 'ember-presence/test-support',
+    });
     this.#currentUser =
       options.currentUser === null
         ? null
@@ -204,7 +215,7 @@ export class FakePresenceServer {
     const rateLimit = options.rateLimit ?? false;
     this.#updateOptions = {
       rateLimit: rateLimit && {
-        max: rateLimit.limit,
+        limit: rateLimit.limit,
         windowMs: rateLimit.windowMs,
       },
     };
@@ -261,7 +272,7 @@ export class FakePresenceServer {
 
   /** The next change message of `name` is published (its id is used) but never reaches the app. */
   dropNextMessage(name: string): void {
-    const bus = `/presence${name}`;
+    const bus = presenceBusChannel(name);
     this.#drops.set(bus, (this.#drops.get(bus) ?? 0) + 1);
   }
 
@@ -345,6 +356,7 @@ export class FakePresenceServer {
     this.#closed = true;
     for (const subscription of this.#subscriptions) subscription.close();
     this.#subscriptions.clear();
+    this.#polls.close();
     for (const held of this.#held) held.abort();
     this.#held.clear();
     this.#pretender.shutdown();
@@ -531,50 +543,86 @@ export class FakePresenceServer {
           ),
         ),
       );
-      this.post(
-        `${base}message-bus/:clientId/poll`,
-        answer('/message-bus/poll', (request) => server.#poll(request)),
+      // Every method and path under message-bus/: the shared handler answers 404, 405 and OPTIONS itself.
+      const poll = answer('/message-bus/poll', (request) =>
+        server.#poll(request, `${base}message-bus`),
       );
+      for (const verb of [
+        'get',
+        'post',
+        'put',
+        'delete',
+        'patch',
+        'head',
+        'options',
+      ] as const) {
+        this[verb](`${base}message-bus/*path`, poll);
+      }
     });
   }
 
-  async #poll(request: PretenderRequest): Promise<HandlerResponse> {
-    const rawClientId: unknown = request.params['clientId'];
-    const clientId = typeof rawClientId === 'string' ? rawClientId : '';
-    const poll = parsePollBody(
-      bodyText(request.requestBody),
-      contentType(request),
-    );
-    const requester = this.#requester(clientId);
-    const chunked = !/^t/i.test(header(request, 'dont-chunk') ?? '');
-    const reply = (messages: WireMessage[]): HandlerResponse => ({
-      status: 200,
-      headers: {
-        'Cache-Control': 'must-revalidate, private, max-age=0',
-        Pragma: 'no-cache',
-        Expires: '0',
-      },
-      body: chunked ? encodeChunk(messages) : messages,
-    });
-    const { messages, cursor } = await this.bus.poll(poll, requester);
-    const visible = this.#takeDrops(messages);
-    if (visible.length > 0 || request.queryParams['dlp'] === 't') {
-      return reply(visible);
-    }
-    // A long poll: held (outside any test waiter, so settled() never waits for it) until a message comes
-    // or the test ends.
+  /**
+   * A poll through the shared handler. Pretender cannot stream, so a chunked poll is answered with the
+   * chunks sent until the first one that carries messages (or until the stream ends). A held poll waits
+   * outside any test waiter, so settled() never waits for it.
+   */
+  async #poll(
+    request: PretenderRequest,
+    mount: string,
+  ): Promise<HandlerResponse> {
+    const url = new URL(request.url, 'http://fake.invalid');
     const abort = new AbortController();
     this.#held.add(abort);
     try {
-      const later = await this.bus.wait(cursor, requester, {
-        timeoutMs: HELD_POLL_MS,
+      const answer = await this.#polls.handle({
+        method: request.method.toUpperCase(),
+        path: url.pathname.slice(mount.length),
+        query: url.searchParams,
+        header: (name) => header(request, name),
+        body: (limits) =>
+          parsePollBody(
+            bodyText(request.requestBody),
+            contentType(request),
+            limits,
+          ),
+        user: () => this.#currentUser,
         signal: abort.signal,
       });
-      return reply(this.#takeDrops(later));
+      if (answer.kind === 'response') return toHandlerResponse(answer);
+      if (answer.kind === 'held') {
+        const response = await answer.response;
+        return response
+          ? toHandlerResponse(response)
+          : { status: 200, body: [] };
+      }
+      const text = await new Promise<string>((resolve) => {
+        let sent = '';
+        abort.signal.addEventListener('abort', () => resolve(sent));
+        answer.pipe({
+          write(chunk) {
+            sent += chunk;
+            if (chunk !== encodeChunk([])) resolve(sent);
+          },
+          end(chunk = '') {
+            resolve(sent + chunk);
+          },
+        });
+      });
+      return { status: answer.status, headers: answer.headers, body: text };
     } finally {
+      // Releases a stream cut short after its first messages; a no-op for a poll that was answered.
+      abort.abort();
       this.#held.delete(abort);
     }
   }
+}
+
+function toHandlerResponse({
+  status,
+  headers,
+  body,
+}: PollResponse): HandlerResponse {
+  return { status, headers, body: body === undefined ? '' : body };
 }
 
 function contentType(request: {

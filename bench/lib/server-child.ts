@@ -88,7 +88,7 @@ async function start(config: ChildConfig): Promise<Running> {
       app.presence.registerPrefix('bench', benchChannels);
       return {
         server: http.createServer(app),
-        stats: () => ({ heldPolls: app.presence.messageBus.stats().heldPolls }),
+        stats: () => ({ heldPolls: app.presence.stats().heldPolls }),
         close: () => app.presence.close(),
       };
     }

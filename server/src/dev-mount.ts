@@ -1,6 +1,9 @@
 import type { Application } from 'express';
 import demoConfig from '../config/demo.js';
-import { createPresenceServer, type PresenceServer } from './index.js';
+import {
+  createPresenceServer,
+  type PresenceServer,
+} from './presence-server.js';
 import { createJsonLogger, type Logger } from './http/logger.js';
 
 /**

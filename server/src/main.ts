@@ -7,7 +7,8 @@ import { createServer, type Server } from 'node:http';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { createApp, type PresenceServer } from './index.js';
+import { createApp } from './http/app.js';
+import type { PresenceServer } from './presence-server.js';
 import { firstUser, type CurrentUserHook } from './http/auth/current-user.js';
 import {
   DEFAULT_JWT_COOKIE,

@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import request from 'supertest';
 import { createApp, type PresenceApp } from '../src/index.js';
 import { DEFAULT_MAX_BYTES_PER_POLL } from '../src/core/message-bus/index.js';
-import { DEFAULT_EMPTY_CHANNEL_TTL_MS } from '../src/core/memory-store.js';
+import { DEFAULT_EMPTY_CHANNEL_TTL_MS } from '../src/core/retention.js';
 import {
   allowedUser,
   SAME_SITE_HEADERS,

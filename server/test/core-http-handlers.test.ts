@@ -665,19 +665,19 @@ for (const [storeName, createBackend] of backends) {
 
         it('counts invalid requests too, but not anonymous ones', async () => {
           for (let i = 0; i < 5; i += 1)
-            await handleUpdate(core, body, null, { rateLimit: { max: 2 } });
+            await handleUpdate(core, body, null, { rateLimit: { limit: 2 } });
           assert.equal(
-            (await handleUpdate(core, {}, ann, { rateLimit: { max: 2 } }))
+            (await handleUpdate(core, {}, ann, { rateLimit: { limit: 2 } }))
               .status,
             400,
           );
           assert.equal(
-            (await handleUpdate(core, body, ann, { rateLimit: { max: 2 } }))
+            (await handleUpdate(core, body, ann, { rateLimit: { limit: 2 } }))
               .status,
             200,
           );
           assert.equal(
-            (await handleUpdate(core, body, ann, { rateLimit: { max: 2 } }))
+            (await handleUpdate(core, body, ann, { rateLimit: { limit: 2 } }))
               .status,
             429,
           );
@@ -685,7 +685,7 @@ for (const [storeName, createBackend] of backends) {
 
         it('is configurable and can be switched off', async () => {
           const options: UpdateOptions = {
-            rateLimit: { max: 1, windowMs: 1500 },
+            rateLimit: { limit: 1, windowMs: 1500 },
           };
           assert.equal(
             (await handleUpdate(core, body, carl, options)).status,
@@ -707,7 +707,7 @@ for (const [storeName, createBackend] of backends) {
 
         it('rejects a nonsensical rate-limit option as a programming error', async () => {
           await assert.rejects(
-            handleUpdate(core, body, ann, { rateLimit: { max: 0 } }),
+            handleUpdate(core, body, ann, { rateLimit: { limit: 0 } }),
             /rateLimit/,
           );
           await assert.rejects(

@@ -14,9 +14,10 @@ import {
 } from './support/http-fixtures.js';
 import { messageIds } from './support/message-ids.js';
 import type { CurrentUser } from '../src/core/types.js';
+import { MemoryStore } from '../src/index.js';
 
 /**
- * SPEC §1.2 and §7 over HTTP: every kind of requester × every kind of channel, for the GET (both forms),
+ * docs/protocol.md §1 over HTTP: every kind of requester × every kind of channel, for the GET (both forms),
  * the update and message-bus delivery. A channel the requester may not view must look exactly like one
  * that does not exist, and a count-only channel must never reveal who is in it.
  */
@@ -70,15 +71,19 @@ function headers(user: CurrentUser | null): Record<string, string> {
 /** A fixed clock, so that the ids of the backlogs (all created at NOW) are known exactly. */
 const NOW = Date.UTC(2026, 0, 1);
 const msgId = messageIds(NOW);
-const app = matrixApp({ clock: () => NOW });
-after(() => app.presence.close());
+const store = new MemoryStore();
+const app = matrixApp({ clock: () => NOW, store });
+after(async () => {
+  await app.presence.close();
+  await store.close();
+});
 
 before(async () => {
   for (const kind of KINDS) {
     const occupant = OCCUPANT[kind];
     if (!occupant) continue;
     if (kind === 'nobody') {
-      await app.presence.store.present(
+      await store.present(
         CHANNELS.nobody,
         occupant,
         'occupant',

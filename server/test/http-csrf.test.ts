@@ -9,7 +9,7 @@ import {
 } from './support/http-fixtures.js';
 
 /**
- * SPEC §3.2: a cross-site page must not be able to make a user enter or leave, while the same-origin
+ * docs/protocol.md §4: a cross-site page must not be able to make a user enter or leave, while the same-origin
  * `sendBeacon` on unload (no custom headers possible) keeps working.
  */
 

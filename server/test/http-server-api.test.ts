@@ -148,7 +148,7 @@ describe('createPresenceServer: the server-side API', () => {
       );
       assert.equal(await presence.stateFor(CHANNELS.userList, outsider), null);
       assert.equal(
-        await presence.state(CHANNELS.userList),
+        await presence.stateFor(CHANNELS.userList),
         null,
         'anonymous by default',
       );
@@ -257,7 +257,7 @@ describe('createPresenceServer: the server-side API', () => {
       .then((res) => res);
     // Wait until the poll is actually held (not for any timeout), then close.
     await untilPollHeld(app.presence);
-    assert.equal(app.presence.messageBus.stats().heldPolls, 1);
+    assert.equal(app.presence.stats().heldPolls, 1);
     const started = Date.now();
     await app.presence.close();
     const res = await poll;
@@ -282,7 +282,7 @@ describe('createPresenceServer: the server-side API', () => {
         .send({ '/presence/pub/room': null });
       assert.equal(second.status, 200);
       assert.deepEqual(second.body, []);
-      assert.equal(app.presence.messageBus.stats().heldPolls, 1);
+      assert.equal(app.presence.stats().heldPolls, 1);
     } finally {
       await app.presence.close();
       await held;

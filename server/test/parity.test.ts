@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import request from 'supertest';
 
 import { createApp, silentLogger } from '../src/index.js';
-import { firstMessageIdBase } from '../src/core/memory-store.js';
+import { firstMessageIdBase } from '../src/core/bus-messages.js';
 import type { CurrentUser } from '../src/core/types.js';
 import { backends, T } from './core-backends.js';
 import {

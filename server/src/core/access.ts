@@ -7,7 +7,7 @@ import type {
 } from './types.js';
 
 /**
- * The access rules of SPEC §1.2 and the publishing audience of §2.2, as pure functions over a normalised
+ * The access rules of docs/protocol.md §1 and the publishing audience of §5, as pure functions over a normalised
  * {@link ChannelConfig}. `null`/`undefined` stands for an anonymous visitor.
  */
 

@@ -1,5 +1,5 @@
 /**
- * Channel names (SPEC §1): `/<prefix>/<rest>`, where `prefix` was registered by the host and `rest` is any
+ * Channel names (docs/protocol.md §1): `/<prefix>/<rest>`, where `prefix` was registered by the host and `rest` is any
  * non-empty string. Every name that fails these rules behaves exactly like a channel that does not exist,
  * so callers only ever ask "is this a usable name?" and never report *why* one is not.
  */

@@ -9,7 +9,7 @@ import type { PresenceStore } from './store.js';
 import type { ChannelConfig, ChannelConfigInput, Clock } from './types.js';
 
 /**
- * Decides, "just in time", whether a channel exists and what its config is (SPEC §1.1).
+ * Decides, "just in time", whether a channel exists and what its config is (docs/protocol.md §1).
  *
  * @example
  * presence.registerPrefix('topic', async (name) => {

@@ -2,7 +2,7 @@ import { hasControlCharacters } from './channel-name.js';
 import { HttpError } from './errors.js';
 
 /**
- * Client ids (SPEC §1): the MessageBus client id of one browser tab, chosen by the browser. Stores treat
+ * Client ids (docs/protocol.md §1): the MessageBus client id of one browser tab, chosen by the browser. Stores treat
  * them as opaque strings; this is where their size and content are bounded.
  */
 

@@ -1,7 +1,7 @@
 import type { ChannelConfig } from './types.js';
 
 /**
- * Validation and defaults for what prefix callbacks return (SPEC §1.1). The registry calls
+ * Validation and defaults for what prefix callbacks return (docs/protocol.md §1). The registry calls
  * {@link normalizeChannelConfig} on every callback result; anything it rejects is a server error for that
  * channel (logged, channel treated as not found), never a half-understood config.
  */
@@ -65,7 +65,7 @@ function optionalIdList(
     }
     ids.add(id);
   }
-  // An empty list grants nothing and restricts nothing, exactly like an absent one (SPEC §2.2).
+  // An empty list grants nothing and restricts nothing, exactly like an absent one (docs/protocol.md §5).
   return ids.size === 0 ? null : Object.freeze([...ids]);
 }
 

@@ -5,7 +5,7 @@ import { setOwn, type PresenceCore } from './presence.js';
 import type { CurrentUser } from './types.js';
 
 /**
- * The presence endpoints of SPEC §3 without a transport: they take the already-parsed query or body as a
+ * The presence endpoints of docs/protocol.md §3–§4 without a transport: they take the already-parsed query or body as a
  * plain value and return the response to send. The Express routes and the in-browser fake server both call
  * these, so validation, status codes and bodies are identical in both.
  *
@@ -24,11 +24,43 @@ import type { CurrentUser } from './types.js';
 /** Most channels one GET may ask for, and most entries in each list of one update. */
 export const MAX_CHANNELS_PER_REQUEST = 50;
 
+/** A fixed-window rate limit (the `rateLimit` option of the server, the fake server and the handlers). */
+export interface RateLimitOptions {
+  /** Requests allowed per window. Default 20. */
+  limit?: number;
+  /** Window length in whole milliseconds. Default 10000. */
+  windowMs?: number;
+}
+
 /** Default rate limit of `POST /presence/update`: 20 requests per user per 10 s, across all processes. */
-export const DEFAULT_UPDATE_RATE_LIMIT = Object.freeze({
-  max: 20,
-  windowMs: 10_000,
-});
+export const DEFAULT_UPDATE_RATE_LIMIT: Readonly<Required<RateLimitOptions>> =
+  Object.freeze({
+    limit: 20,
+    windowMs: 10_000,
+  });
+
+/**
+ * `options` with the defaults filled in; throws a `TypeError` naming the field when `limit` or `windowMs`
+ * is not a positive integer. The server calls it at startup, so a bad value fails there instead of
+ * turning every update into a 500.
+ */
+export function checkRateLimit(
+  options: RateLimitOptions = {},
+): Required<RateLimitOptions> {
+  const limit = options.limit ?? DEFAULT_UPDATE_RATE_LIMIT.limit;
+  const windowMs = options.windowMs ?? DEFAULT_UPDATE_RATE_LIMIT.windowMs;
+  if (!Number.isSafeInteger(limit) || limit < 1) {
+    throw new TypeError(
+      `ember-presence: rateLimit.limit must be a positive integer, got ${String(limit)}`,
+    );
+  }
+  if (!Number.isSafeInteger(windowMs) || windowMs < 1) {
+    throw new TypeError(
+      `ember-presence: rateLimit.windowMs must be a positive integer number of milliseconds, got ${String(windowMs)}`,
+    );
+  }
+  return { limit, windowMs };
+}
 
 /** A transport-independent response. */
 export interface HandlerResponse {
@@ -43,7 +75,7 @@ export interface UpdateOptions {
    * Per-user rate limit, counted in the store so every process shares it. `false` disables it (e.g. the
    * in-browser fake server). Default {@link DEFAULT_UPDATE_RATE_LIMIT}.
    */
-  rateLimit?: { max?: number; windowMs?: number } | false;
+  rateLimit?: RateLimitOptions | false;
   /**
    * Most channels one user may be present in at once, across their tabs and every process
    * ({@link DEFAULT_MAX_CHANNELS_PER_USER}); presents beyond it answer `false`. `false` disables it.
@@ -160,7 +192,7 @@ async function respond(
 }
 
 /**
- * `GET /presence/get` (SPEC §3.1). Login is not required (`user` may be `null`).
+ * `GET /presence/get` (docs/protocol.md §3). Login is not required (`user` may be `null`).
  * - `channels[]=<name>` (repeated): 200 with `{ "<name>": state | null }`; duplicates removed; missing,
  *   empty, not strings or more than 50 unique names → 400 `invalid_parameters`.
  * - legacy `channel=<name>`: 200 with the bare state, or 404 `not_found` when the channel does not exist
@@ -203,7 +235,7 @@ export function handleGet(
 }
 
 /**
- * `POST /presence/update` (SPEC §3.2). Needs a user (else 403 `not_logged_in`) and is rate limited per
+ * `POST /presence/update` (docs/protocol.md §4). Needs a user (else 403 `not_logged_in`) and is rate limited per
  * user (429 `rate_limit` with `Retry-After`). Body: `client_id` (non-blank, ≤ 64 chars) and optional
  * `present_channels[]` / `leave_channels[]` (≤ 50 each). All presents are applied, then all leaves; the
  * response maps each present channel to `true`, or `false` when it does not exist or the user may not
@@ -288,27 +320,16 @@ async function claimChannels(
 async function enforceRateLimit(
   core: PresenceCore,
   user: CurrentUser,
-  limit: UpdateOptions['rateLimit'],
+  options: UpdateOptions['rateLimit'],
 ): Promise<void> {
-  if (limit === false) return;
-  const max = limit?.max ?? DEFAULT_UPDATE_RATE_LIMIT.max;
-  const windowMs = limit?.windowMs ?? DEFAULT_UPDATE_RATE_LIMIT.windowMs;
-  if (
-    !Number.isSafeInteger(max) ||
-    max < 1 ||
-    !Number.isSafeInteger(windowMs) ||
-    windowMs < 1
-  ) {
-    throw new TypeError(
-      'ember-presence: rateLimit needs an integer `max` >= 1 and an integer `windowMs` >= 1',
-    );
-  }
+  if (options === false) return;
+  const { limit, windowMs } = checkRateLimit(options);
   const result = await core.store.hit(
     `presence-update:${user.id}`,
     windowMs,
     Math.floor(core.clock()),
-    max,
+    limit,
   );
-  if (!result.allowed || result.count > max)
+  if (!result.allowed || result.count > limit)
     throw HttpError.rateLimited(result.resetMs / 1000);
 }

@@ -11,10 +11,8 @@ import { invalidClientIdError, isValidClientId } from './client-id.js';
 import { DEFAULT_CONFIG_TTL_MS } from './config.js';
 import { InvalidAccess } from './errors.js';
 import { consoleLogger, type Logger } from './logger.js';
-import {
-  isPresenceBusChannel,
-  PRESENCE_BUS_PREFIX,
-} from './message-bus/wire.js';
+import { publishHostMessage } from './message-bus/publish.js';
+import { PRESENCE_BUS_PREFIX } from './message-bus/wire.js';
 import { globalTimers, type Timers } from './timers.js';
 import type { PresenceResult, PresenceStore, SweepResult } from './store.js';
 import type {
@@ -27,7 +25,10 @@ import type {
   PresenceUser,
 } from './types.js';
 
-/** Run the sweep every 5 s: a vanished client is gone within its timeout + 5 s. */
+/**
+ * Run the sweep every 5 s: a vanished client is gone within its timeout + 5 s. The one default of
+ * `sweepIntervalMs`, for the core and `createPresenceServer` alike; `0` disables the timer.
+ */
 export const DEFAULT_SWEEP_INTERVAL_MS = 5000;
 
 export { PRESENCE_BUS_PREFIX };
@@ -48,7 +49,11 @@ export interface PresenceCoreOptions {
   configTtlMs?: number;
   /** Where callback failures and sweep failures are reported. Default `console.error`. */
   logger?: Logger;
-  /** Interval of the sweeper started by {@link PresenceCore.startSweeper}. Default 5000 ms. */
+  /**
+   * Interval of the sweeper started by {@link PresenceCore.startSweeper}. Default
+   * {@link DEFAULT_SWEEP_INTERVAL_MS}; `0` disables the timer (`startSweeper()` does nothing; call
+   * {@link PresenceCore.sweep} yourself).
+   */
   sweepIntervalMs?: number;
   /** Timer functions for the sweeper (tests). Default: the global ones, unref'd. */
   timers?: Timers;
@@ -91,7 +96,7 @@ function nonNegativeFinite(
 }
 
 /**
- * The presence semantics of SPEC §1–§2 on top of a {@link PresenceStore}: channel configs from prefix
+ * The presence semantics of docs/protocol.md §1 and §5 on top of a {@link PresenceStore}: channel configs from prefix
  * callbacks (cached in the store), the access rules, present / leave / state, the auto-leave sweep and a
  * passthrough to the message bus. It performs no I/O of its own and runs in Node and in the browser (the
  * test-support fake server uses this very class), so the HTTP handlers, the server-side API and the fake
@@ -138,11 +143,6 @@ export class PresenceCore {
       DEFAULT_SWEEP_INTERVAL_MS,
       'sweepIntervalMs',
     );
-    if (this.#sweepIntervalMs === 0) {
-      throw new TypeError(
-        'ember-presence: `sweepIntervalMs` must be greater than 0',
-      );
-    }
     this.#timers = options.timers ?? globalTimers;
     this.#registry = new ChannelRegistry({
       store: this.store,
@@ -157,7 +157,7 @@ export class PresenceCore {
   }
 
   /**
-   * Registers the config callback for channels `/<prefix>/…` (SPEC §1.1). Throws on an invalid prefix
+   * Registers the config callback for channels `/<prefix>/…` (docs/protocol.md §1). Throws on an invalid prefix
    * (`^[a-zA-Z0-9_-]+$`) or a prefix registered twice.
    *
    * @example presence.registerPrefix('team', (name) => teams.has(name) ? { allowedUserIds: [1, 2] } : null);
@@ -238,7 +238,16 @@ export class PresenceCore {
   /**
    * The channel's state as `user` (`null` = anonymous) may see it: `{ users, count, last_message_id }`, or
    * `{ count, last_message_id }` for count-only channels. `null` when the channel does not exist OR the user
-   * may not view it — callers cannot tell the two apart, by design.
+   * may not view it — callers cannot tell the two apart, by design. It is the same object `GET
+   * /presence/get` returns, to embed in a host endpoint's payload (docs/protocol.md §3); the client passes it to
+   * `channel.subscribe(initialData)` and makes no request (`createPresenceServer` forwards it as
+   * `stateFor`).
+   *
+   * @example
+   * router.get('/topics/:id', async (req, res) => {
+   *   const user = await currentUser(req);
+   *   res.json({ topic, presence: await presence.state(`/topic/${topic.id}/reply`, user) });
+   * });
    */
   async state(name: string, user: Requester): Promise<ChannelState | null> {
     const config = await this.getConfig(name);
@@ -255,20 +264,6 @@ export class PresenceCore {
       count: state.count,
       last_message_id: state.last_message_id,
     };
-  }
-
-  /**
-   * The same state object `GET /presence/get` returns for `user`, to embed in a host endpoint's payload
-   * (SPEC §3.3); the client passes it to `channel.subscribe(initialData)` and makes no request.
-   *
-   * @example
-   * router.get('/topics/:id', async (req, res) => {
-   *   const user = await currentUser(req);
-   *   res.json({ topic, presence: await presence.stateFor(`/topic/${topic.id}/reply`, user) });
-   * });
-   */
-  stateFor(name: string, user: Requester): Promise<ChannelState | null> {
-    return this.state(name, user);
   }
 
   /** {@link state} for several channels at once: a map of each name to its state or `null`. */
@@ -301,10 +296,11 @@ export class PresenceCore {
 
   /**
    * Runs {@link sweep} every `sweepIntervalMs` (default 5 s) until {@link stop}. The timer does not keep
-   * the process alive; a failing sweep is logged and the next one still runs. Calling it twice is a no-op.
+   * the process alive; a failing sweep is logged and the next one still runs. Calling it twice is a no-op,
+   * and so is calling it with `sweepIntervalMs: 0`.
    */
   startSweeper(): void {
-    if (this.#sweeperRunning) return;
+    if (this.#sweeperRunning || this.#sweepIntervalMs === 0) return;
     this.#sweeperRunning = true;
     this.#scheduleSweep();
   }
@@ -321,31 +317,18 @@ export class PresenceCore {
 
   /**
    * Publishes `data` on bus channel `channel` for `audience` (default everyone), for host code that wants
-   * the message bus for more than presence. The `/presence/…` namespace is reserved: foreign messages
-   * there would break the gapless ids clients rely on.
+   * the message bus for more than presence. Same rule as `MessageBus.publish`
+   * ({@link publishHostMessage}): a bus channel name, a JSON value, and never the reserved `/presence/…`
+   * namespace, where foreign messages would break the gapless ids clients rely on.
    *
    * @example await presence.publish('/notifications', { unread: 3 }, { userIds: [42] });
    */
-  async publish(
+  publish(
     channel: string,
     data: unknown,
-    audience: Audience = {},
+    audience?: Audience | null,
   ): Promise<BusMessage> {
-    if (
-      typeof channel !== 'string' ||
-      channel[0] !== '/' ||
-      channel.length > 1000
-    ) {
-      throw new TypeError(
-        `ember-presence: publish() needs a channel name starting with "/", got ${String(channel)}`,
-      );
-    }
-    if (isPresenceBusChannel(channel)) {
-      throw new TypeError(
-        `ember-presence: "${PRESENCE_BUS_PREFIX}/…" channels are reserved for presence changes; publish elsewhere`,
-      );
-    }
-    return await this.store.publish(channel, data, audience ?? {}, this.#now());
+    return publishHostMessage(this.store, channel, data, audience, this.#now());
   }
 
   /** Stores take whole milliseconds; a host clock may not. */

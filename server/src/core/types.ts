@@ -65,7 +65,7 @@ export interface BusMessage {
   client_ids?: string[];
 }
 
-/** Presence change payloads (SPEC §2.1). */
+/** Presence change payloads (docs/protocol.md §5). */
 export type PresenceChange =
   | { entering_users: PresenceUser[] }
   | { leaving_user_ids: number[] }

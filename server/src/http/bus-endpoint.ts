@@ -5,12 +5,7 @@ import {
 } from '../core/message-bus/message-bus.js';
 import type { Logger } from '../core/logger.js';
 import type { PresenceStore } from '../core/store.js';
-import type {
-  Audience,
-  BusMessage,
-  Clock,
-  CurrentUser,
-} from '../core/types.js';
+import type { Clock, CurrentUser } from '../core/types.js';
 import {
   messageBusRouter,
   type MessageBusRouter,
@@ -34,20 +29,17 @@ export interface BusEndpointOptions {
   allowedOrigins?: readonly string[] | undefined;
 }
 
-/** The message bus as mounted by `createPresenceServer`: its router, host-side publish, and shutdown. */
+/**
+ * The message bus as mounted by `createPresenceServer`: its router (and its `stats()`), and shutdown. Host
+ * code publishes through `PresenceCore.publish`, which applies the same rule on the same store.
+ */
 export interface BusEndpoint {
   router: MessageBusRouter;
-  bus: MessageBus;
-  publish(
-    channel: string,
-    data: unknown,
-    audience?: Audience | null,
-  ): Promise<BusMessage>;
   /** Answers held polls, then stops the bus's subscriptions (the store stays open). */
   close(): Promise<void>;
 }
 
-/** Wires the MessageBus (SPEC §4) to the presence server's store, identity hook and access rules. */
+/** Wires the MessageBus (docs/protocol.md §6) to the presence server's store, identity hook and access rules. */
 export function createBusEndpoint(options: BusEndpointOptions): BusEndpoint {
   const bus = new MessageBus({
     store: options.store,
@@ -67,8 +59,6 @@ export function createBusEndpoint(options: BusEndpointOptions): BusEndpoint {
   });
   return {
     router,
-    bus,
-    publish: (channel, data, audience) => bus.publish(channel, data, audience),
     close: async () => {
       await router.close();
       await bus.close();

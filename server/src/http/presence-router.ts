@@ -1,9 +1,11 @@
 import express, { type Request, type Response, type Router } from 'express';
 import { HttpError } from '../core/errors.js';
 import {
+  checkRateLimit,
   handleGet,
   handleUpdate,
   type HandlerResponse,
+  type RateLimitOptions,
 } from '../core/http-handlers.js';
 import type { PresenceCore } from '../core/presence.js';
 import type { CurrentUser } from '../core/types.js';
@@ -40,16 +42,10 @@ export interface PresenceRouterOptions {
   bodyLimitBytes?: number;
 }
 
-/** A fixed-window rate limit. */
-export interface RateLimitOptions {
-  /** Requests allowed per window. Default 20. */
-  limit?: number;
-  /** Window length in whole milliseconds. Default 10000. */
-  windowMs?: number;
-}
+export type { RateLimitOptions };
 
 /**
- * The presence endpoints of SPEC §3 as an Express 5 router; validation, access rules and rate limiting
+ * The presence endpoints of docs/protocol.md §3–§4 as an Express 5 router; validation, access rules and rate limiting
  * live in the core handlers, this layer only adapts HTTP:
  *
  * - `GET /presence/get?channels[]=…` → `{ name: state | null }`; `?channel=…` → bare state or 404.
@@ -67,35 +63,9 @@ export interface RateLimitOptions {
  */
 export function presenceRouter(options: PresenceRouterOptions): Router {
   const { core, currentUser } = options;
-  if (options.rateLimit) {
-    const { limit, windowMs } = options.rateLimit;
-    if (limit !== undefined && !(Number.isSafeInteger(limit) && limit > 0)) {
-      throw new TypeError(
-        `rateLimit.limit must be a positive integer, got ${String(limit)}`,
-      );
-    }
-    // Same rule as the core handler applies per request: checked here so a bad value fails at startup
-    // instead of turning every update into a 500.
-    if (
-      windowMs !== undefined &&
-      !(Number.isSafeInteger(windowMs) && windowMs > 0)
-    ) {
-      throw new TypeError(
-        `rateLimit.windowMs must be a positive integer number of milliseconds, got ${String(windowMs)}`,
-      );
-    }
-  }
+  // Checked here so a bad value fails at startup instead of turning every update into a 500.
   const rateLimit =
-    options.rateLimit === false
-      ? false
-      : {
-          ...(options.rateLimit?.limit !== undefined
-            ? { max: options.rateLimit.limit }
-            : {}),
-          ...(options.rateLimit?.windowMs !== undefined
-            ? { windowMs: options.rateLimit.windowMs }
-            : {}),
-        };
+    options.rateLimit === false ? false : checkRateLimit(options.rateLimit);
   const router = express.Router();
   const csrf = csrfProtection(
     options.allowedOrigins ? { allowedOrigins: options.allowedOrigins } : {},

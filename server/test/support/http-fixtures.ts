@@ -182,15 +182,11 @@ export function publicFields(user: CurrentUser): {
  * whether one is held; callers assert on what they need.
  */
 export async function untilPollHeld(
-  presence: { messageBus: { stats(): { heldPolls: number } } },
+  presence: { stats(): { heldPolls: number } },
   maxTurns = 1000,
 ): Promise<boolean> {
-  for (
-    let i = 0;
-    i < maxTurns && presence.messageBus.stats().heldPolls === 0;
-    i++
-  ) {
+  for (let i = 0; i < maxTurns && presence.stats().heldPolls === 0; i++) {
     await new Promise((resolve) => setImmediate(resolve));
   }
-  return presence.messageBus.stats().heldPolls > 0;
+  return presence.stats().heldPolls > 0;
 }

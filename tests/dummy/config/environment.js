@@ -19,7 +19,7 @@ module.exports = function (environment) {
       // when it is created
     },
 
-    // ember-presence: the defaults (SPEC §5) suit the demo; see addon/-private/config.ts for every field.
+    // ember-presence: the defaults (docs/protocol.md §7) suit the demo; see addon/-private/config.ts for every field.
     'ember-presence': {
       baseUrl: '/',
     },

@@ -16,7 +16,7 @@ function listed<T>(
 }
 
 /**
- * May `requester` receive `message`? SPEC §4: (no `client_ids`, or its client id is listed) AND (no user or
+ * May `requester` receive `message`? docs/protocol.md §6: (no `client_ids`, or its client id is listed) AND (no user or
  * group lists, or its user id is in `user_ids`, or one of its groups is in `group_ids`). Empty lists count
  * as absent. Anonymous visitors only receive messages without user/group lists.
  *

@@ -1,7 +1,8 @@
 /**
- * The MessageBus protocol core (SPEC §4), free of Node APIs so the in-browser fake server runs the same
+ * The MessageBus protocol core (docs/protocol.md §6), free of Node APIs so the in-browser fake server runs the same
  * code as the real one: request parsing, id rules, audience filtering, wire shapes, and the
- * {@link MessageBus} class that answers and follows polls over a `PresenceStore`.
+ * {@link MessageBus} class that answers and follows polls over a `PresenceStore`, and the {@link PollHandler}
+ * that speaks `POST /message-bus/<clientId>/poll` for every transport (holds, streams, caps, status codes).
  */
 export {
   isAudienceMember,
@@ -30,7 +31,24 @@ export {
   type PollPosition,
   type PollRequest,
 } from './poll-request.js';
+export {
+  DEFAULT_LONG_POLL_MS,
+  DEFAULT_MAX_HELD_POLLS,
+  DEFAULT_MAX_HELD_POLLS_PER_PEER,
+  NO_CACHE_HEADERS,
+  PollHandler,
+  integerOption,
+  type ChunkSink,
+  type HeldPollAnswer,
+  type PollAnswer,
+  type PollHandlerOptions,
+  type PollHandlerStats,
+  type PollHttpRequest,
+  type PollResponse,
+  type PollStream,
+} from './poll-handler.js';
 export { presenceChannelAccess } from './presence-access.js';
+export { publishHostMessage } from './publish.js';
 export {
   SubscriptionHub,
   type SubscriptionHubStats,

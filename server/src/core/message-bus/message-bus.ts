@@ -1,24 +1,16 @@
 import { consoleLogger, type Logger } from '../logger.js';
 import type { PresenceStore } from '../store.js';
-import { storeArgs } from '../memory-store.js';
+import { storeArgs } from '../store-args.js';
 import type { Audience, BusMessage, Clock } from '../types.js';
-import {
-  isAudienceMember,
-  normaliseAudience,
-  type BusRequester,
-} from './audience.js';
-import { isValidBusChannel, type PollRequest } from './poll-request.js';
+import { isAudienceMember, type BusRequester } from './audience.js';
+import type { PollRequest } from './poll-request.js';
+import { publishHostMessage } from './publish.js';
 import { SubscriptionHub } from './subscription-hub.js';
 import { globalTimers, type BusTimers } from './timer.js';
-import {
-  isPresenceBusChannel,
-  statusMessage,
-  toWireMessage,
-  type WireMessage,
-} from './wire.js';
+import { statusMessage, toWireMessage, type WireMessage } from './wire.js';
 
 /**
- * The MessageBus semantics of SPEC §4 over a {@link PresenceStore}, independent of any transport: the
+ * The MessageBus semantics of docs/protocol.md §6 over a {@link PresenceStore}, independent of any transport: the
  * Express router (long polling, streaming) and the in-browser fake server both drive this class.
  *
  * - {@link MessageBus.publish} appends a message to a channel's backlog and wakes every follower, in every
@@ -159,51 +151,30 @@ export class MessageBus {
   }
 
   /**
-   * Publishes `data` on `channel` for host code (the bus is useful beyond presence). `data` must be
-   * JSON-serialisable; it is stored as its JSON copy, so later mutations of the object do not leak into
-   * the backlog. The audience restricts who receives it (see {@link isAudienceMember}); omit it for
-   * everyone following the channel.
+   * Publishes `data` on `channel` for host code (the bus is useful beyond presence), by the one rule of
+   * {@link publishHostMessage}: a pollable bus channel outside `/presence/…`, and a JSON value (stored as
+   * its JSON copy, so later mutations of the object do not leak into the backlog). The audience restricts
+   * who receives it (see {@link isAudienceMember}); omit it for everyone following the channel.
    *
    * @example await bus.publish('/notifications/7', { unread: 3 }, { userIds: [7] });
    * @throws {TypeError} for an invalid channel name, non-JSON data or a malformed audience.
    */
-  async publish(
+  publish(
     channel: string,
     data: unknown,
     audience?: Audience | null,
   ): Promise<BusMessage> {
-    if (!isValidBusChannel(channel)) {
-      throw new TypeError(
-        `publish: invalid channel ${JSON.stringify(channel)}; use a name starting with "/" (at most 256 characters, no control characters, not "/__status")`,
-      );
-    }
-    if (isPresenceBusChannel(channel)) {
-      throw new TypeError(
-        `publish: ${channel} is reserved for presence change messages; publish those through the presence core (present/leave)`,
-      );
-    }
-    let json: string | undefined;
-    try {
-      json = JSON.stringify(data);
-    } catch (error) {
-      throw new TypeError(
-        `publish: data for ${channel} is not JSON-serialisable (${String(error)})`,
-      );
-    }
-    if (json === undefined)
-      throw new TypeError(
-        `publish: data for ${channel} must be a JSON value, not undefined`,
-      );
-    return this.#store.publish(
+    return publishHostMessage(
+      this.#store,
       channel,
-      JSON.parse(json) as unknown,
-      normaliseAudience(audience),
+      data,
+      audience,
       this.#clock(),
     );
   }
 
   /**
-   * Answers a poll from the backlog, at once. Per channel (SPEC §4):
+   * Answers a poll from the backlog, at once. Per channel (docs/protocol.md §6):
    * - `null` → nothing now; wait from the current last id;
    * - `-1`, or an id beyond the channel's last id (the backlog was reset) → a `/__status` entry with the
    *   current last id;

@@ -3,7 +3,7 @@ import { HttpError } from '../errors.js';
 import { STATUS_CHANNEL } from './wire.js';
 
 /**
- * Parsing of a poll request body (SPEC §4): a map of channel → last seen id plus `__seq`, sent
+ * Parsing of a poll request body (docs/protocol.md §6): a map of channel → last seen id plus `__seq`, sent
  * form-encoded (`message-bus-client` through jQuery or an XHR adapter) or as JSON. Values may be strings or
  * numbers. Anything that is not one of the documented shapes is a 400 {@link HttpError}, never a guess.
  */

@@ -6,7 +6,7 @@ import { isPresenceBusChannel, PRESENCE_BUS_PREFIX } from './wire.js';
 /**
  * A `canFollow` hook for {@link MessageBus} that applies the presence access rules to presence bus
  * channels: `/presence/<prefix>/<rest>` may be followed only by requesters who may view `/<prefix>/<rest>`
- * (SPEC §1.2). A forbidden channel then looks exactly like an unknown one on the bus too (last id 0,
+ * (docs/protocol.md §1). A forbidden channel then looks exactly like an unknown one on the bus too (last id 0,
  * nothing delivered), instead of revealing its message ids through `/__status` entries. Other channels are
  * left to per-message audiences.
  *

@@ -1,7 +1,7 @@
 import type { BusMessage } from '../types.js';
 
 /**
- * The MessageBus wire format (SPEC §4): what a poll response carries and how a chunked response frames it.
+ * The MessageBus wire format (docs/protocol.md §6): what a poll response carries and how a chunked response frames it.
  * Pure functions shared by the Node router and the in-browser fake server.
  */
 

@@ -1,0 +1,489 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+
+import { MemoryStore } from '../src/core/memory-store.js';
+import {
+  DEFAULT_LONG_POLL_MS,
+  MessageBus,
+  PollHandler,
+  decodeChunks,
+  parsePollFields,
+  type PollAnswer,
+  type PollHandlerOptions,
+  type PollHttpRequest,
+  type PollResponse,
+  type WireMessage,
+} from '../src/core/message-bus/index.js';
+import type { Timers } from '../src/core/timers.js';
+import type { CurrentUser } from '../src/core/types.js';
+
+/**
+ * The one poll handler (core) that the Express router and the test-support fake server both speak
+ * through, driven directly on a fake clock: holds, timeouts, `__seq` replacement, caps and streams, with
+ * no socket and no sleeping.
+ */
+
+const T = 1_764_000_000_000;
+
+/** Timers that fire only when the test moves them. */
+class ManualTimers implements Timers {
+  #now = 0;
+  #seq = 0;
+  readonly #pending = new Map<number, { at: number; callback: () => void }>();
+
+  setTimeout(callback: () => void, ms: number): number {
+    const handle = ++this.#seq;
+    this.#pending.set(handle, { at: this.#now + ms, callback });
+    return handle;
+  }
+
+  clearTimeout(handle: unknown): void {
+    this.#pending.delete(handle as number);
+  }
+
+  get pending(): number {
+    return this.#pending.size;
+  }
+
+  /** Moves time forward, firing what falls due in order, then lets the promises they start settle. */
+  async advance(ms: number): Promise<void> {
+    const target = this.#now + ms;
+    for (;;) {
+      const due = [...this.#pending.entries()]
+        .filter(([, timer]) => timer.at <= target)
+        .sort(([a, x], [b, y]) => x.at - y.at || a - b)[0];
+      if (!due) break;
+      this.#pending.delete(due[0]);
+      this.#now = due[1].at;
+      due[1].callback();
+      await settle();
+    }
+    this.#now = target;
+    await settle();
+  }
+}
+
+/** Lets pending promise chains (store reads, subscriptions) run; no time passes. */
+async function settle(): Promise<void> {
+  for (let i = 0; i < 5; i += 1)
+    await new Promise<void>((resolve) => setImmediate(resolve));
+}
+
+const ann: CurrentUser = {
+  id: 1,
+  username: 'ann',
+  name: 'Ann',
+  avatar_template: '/a/{size}.png',
+  groupIds: [],
+};
+
+interface PollOptions {
+  seq?: number;
+  dlp?: boolean;
+  chunked?: boolean;
+  user?: CurrentUser | null;
+  address?: string;
+  signal?: AbortSignal;
+  method?: string;
+  path?: string;
+}
+
+/** A poll of `clientId` for `positions` (channel → last id, `null` for "from now"). */
+function request(
+  clientId: string,
+  positions: Record<string, number | null>,
+  options: PollOptions = {},
+): PollHttpRequest {
+  const fields: Record<string, string> = { __seq: String(options.seq ?? 0) };
+  for (const [channel, id] of Object.entries(positions))
+    fields[channel] = id === null ? '' : String(id);
+  return {
+    method: options.method ?? 'POST',
+    path: options.path ?? `/${encodeURIComponent(clientId)}/poll`,
+    query: new URLSearchParams(options.dlp ? 'dlp=t' : ''),
+    header: (name) =>
+      name === 'dont-chunk' && options.chunked !== true ? 'true' : undefined,
+    body: (limits) => parsePollFields(fields, limits),
+    user: () => options.user ?? null,
+    address: options.address ?? '192.0.2.1',
+    ...(options.signal ? { signal: options.signal } : {}),
+  };
+}
+
+function setup(
+  options: Partial<PollHandlerOptions> = {},
+  busOptions: { maxMessagesPerPoll?: number } = {},
+) {
+  const timers = new ManualTimers();
+  const store = new MemoryStore();
+  const bus = new MessageBus({ store, clock: () => T, timers, ...busOptions });
+  const handler = new PollHandler({ bus, timers, ...options });
+  const publish = async (n: number, channel = '/chat'): Promise<void> => {
+    await bus.publish(channel, n);
+    await settle();
+  };
+  return { timers, bus, handler, publish };
+}
+
+function response(answer: PollAnswer): PollResponse {
+  assert.equal(answer.kind, 'response', 'answered at once');
+  return answer;
+}
+
+/** The `data` of each message, or `status` for a status entry. */
+const data = (messages: unknown): unknown[] =>
+  (messages as WireMessage[]).map((message) =>
+    message.channel === '/__status' ? 'status' : message.data,
+  );
+
+/** A held long poll's answer, or `pending` when it is still held. */
+async function outcome(answer: PollAnswer): Promise<unknown> {
+  assert.equal(answer.kind, 'held', 'held');
+  await settle();
+  const pending = new Promise<'pending'>((resolve) =>
+    setImmediate(() => resolve('pending')),
+  );
+  const result = await Promise.race([answer.response, pending]);
+  if (result === 'pending' || result === null) return result;
+  return data(result.body);
+}
+
+/** Pipes a stream into a list of decoded chunks; `ended` tells whether and how it ended. */
+function collect(answer: PollAnswer): {
+  chunks: () => unknown[][];
+  ended: () => boolean;
+} {
+  assert.equal(answer.kind, 'stream', 'streamed');
+  let text = '';
+  let ended = false;
+  answer.pipe({
+    write: (chunk) => (text += chunk),
+    end: (chunk) => {
+      text += chunk ?? '';
+      ended = true;
+    },
+  });
+  return {
+    chunks: () => {
+      const { chunks, rest } = decodeChunks(text);
+      assert.equal(rest, '', 'only whole chunks');
+      return chunks.map(data);
+    },
+    ended: () => ended,
+  };
+}
+
+describe('poll handler: routing and status codes', () => {
+  it('404 off the poll path, 204 with Allow for OPTIONS, 405 with Allow for other methods, 400 for a bad client id', async () => {
+    const { handler } = setup();
+    const notFound = response(
+      await handler.handle(request('c', {}, { path: '/c/other' })),
+    );
+    assert.equal(notFound.status, 404);
+    assert.equal(
+      notFound.headers['Cache-Control'],
+      'must-revalidate, private, max-age=0',
+    );
+    const preflight = response(
+      await handler.handle(request('c', {}, { method: 'OPTIONS' })),
+    );
+    assert.equal(preflight.status, 204);
+    assert.equal(preflight.headers['Allow'], 'POST, OPTIONS');
+    assert.equal(preflight.body, undefined);
+    const wrong = response(
+      await handler.handle(request('c', {}, { method: 'GET' })),
+    );
+    assert.equal(wrong.status, 405);
+    assert.equal(wrong.headers['Allow'], 'POST, OPTIONS');
+    const badId = response(await handler.handle(request('x'.repeat(65), {})));
+    assert.equal(badId.status, 400);
+    const after = response(
+      await handler.handle(
+        request('c', { '/chat': 0 }, { path: '/c/poll/ignored', dlp: true }),
+      ),
+    );
+    assert.equal(after.status, 200);
+  });
+
+  it('?dlp=t and a poll of no channels answer [] at once', async () => {
+    const { handler } = setup();
+    const dlp = response(
+      await handler.handle(
+        request('c', { '/chat': null }, { dlp: true, chunked: true }),
+      ),
+    );
+    assert.deepEqual([dlp.status, dlp.body], [200, []]);
+    assert.equal(
+      dlp.headers['Content-Type'],
+      'application/json; charset=utf-8',
+    );
+    assert.deepEqual(response(await handler.handle(request('c', {}))).body, []);
+  });
+
+  it('a failing store answers 503', async () => {
+    const { handler, bus } = setup({ logger: { error() {} } });
+    bus.poll = () => Promise.reject(new Error('down'));
+    const answer = response(await handler.handle(request('c', { '/chat': 0 })));
+    assert.equal(answer.status, 503);
+  });
+});
+
+describe('poll handler: long polls on a fake clock', () => {
+  it('holds an empty poll and answers with the first message that arrives', async () => {
+    const { handler, publish, timers } = setup();
+    const answer = await handler.handle(request('c', { '/chat': null }));
+    assert.equal(await outcome(answer), 'pending');
+    assert.deepEqual(handler.stats(), {
+      heldPolls: 1,
+      streams: 0,
+      inFlight: 0,
+      timers: 1,
+    });
+    await publish(1);
+    assert.deepEqual(await outcome(answer), [1]);
+    assert.equal(handler.stats().heldPolls, 0);
+    assert.equal(timers.pending, 0, 'the hold timer is cleared');
+  });
+
+  it('answers at once when the backlog has something', async () => {
+    const { handler, publish } = setup();
+    await publish(1);
+    assert.deepEqual(
+      data(response(await handler.handle(request('c', { '/chat': 0 }))).body),
+      [1],
+    );
+  });
+
+  it(`times out with [] after ${DEFAULT_LONG_POLL_MS} ms, not a millisecond before`, async () => {
+    const { handler, timers } = setup();
+    const answer = await handler.handle(request('c', { '/chat': null }));
+    await timers.advance(DEFAULT_LONG_POLL_MS - 1);
+    assert.equal(await outcome(answer), 'pending');
+    await timers.advance(1);
+    assert.deepEqual(await outcome(answer), []);
+    assert.equal(handler.stats().timers, 0);
+  });
+
+  it('honours longPollMs', async () => {
+    const { handler, timers } = setup({ longPollMs: 100 });
+    const answer = await handler.handle(request('c', { '/chat': null }));
+    await timers.advance(100);
+    assert.deepEqual(await outcome(answer), []);
+  });
+
+  it('a newer poll (same client) replaces the held one, which is answered []', async () => {
+    const { handler, publish } = setup();
+    const first = await handler.handle(
+      request('c', { '/chat': null }, { seq: 1 }),
+    );
+    const second = await handler.handle(
+      request('c', { '/chat': null }, { seq: 2 }),
+    );
+    assert.deepEqual(await outcome(first), []);
+    assert.equal(await outcome(second), 'pending');
+    assert.equal(handler.stats().heldPolls, 1);
+    await publish(1);
+    assert.deepEqual(await outcome(second), [1]);
+  });
+
+  it('an older poll (lower __seq) is answered [] at once and leaves the newer held one alone', async () => {
+    const { handler } = setup();
+    const newer = await handler.handle(
+      request('c', { '/chat': null }, { seq: 5 }),
+    );
+    const older = response(
+      await handler.handle(request('c', { '/chat': null }, { seq: 4 })),
+    );
+    assert.deepEqual(older.body, []);
+    assert.equal(await outcome(newer), 'pending');
+  });
+
+  it('polls of different clients are held side by side', async () => {
+    const { handler, publish } = setup();
+    const a = await handler.handle(request('a', { '/chat': null }));
+    const b = await handler.handle(request('b', { '/chat': null }));
+    assert.equal(handler.stats().heldPolls, 2);
+    await publish(1);
+    assert.deepEqual([await outcome(a), await outcome(b)], [[1], [1]]);
+  });
+
+  it('an aborted poll is released without an answer', async () => {
+    const { handler, timers, bus } = setup();
+    const gone = new AbortController();
+    const answer = await handler.handle(
+      request('c', { '/chat': null }, { signal: gone.signal }),
+    );
+    await settle();
+    gone.abort();
+    assert.equal(await outcome(answer), null);
+    assert.deepEqual(handler.stats().heldPolls, 0);
+    assert.equal(timers.pending, 0);
+    assert.equal(bus.stats().watches, 0);
+  });
+
+  it('close() answers every held poll with [] and later polls at once', async () => {
+    const { handler } = setup();
+    const held = await handler.handle(request('c', { '/chat': null }));
+    handler.close();
+    assert.deepEqual(await outcome(held), []);
+    assert.deepEqual(
+      response(await handler.handle(request('c', { '/chat': null }))).body,
+      [],
+    );
+  });
+
+  it('the filter hook takes messages out before the hold decision and of every batch', async () => {
+    const { handler, publish } = setup({
+      filter: (messages) => messages.filter((message) => message.data !== 1),
+    });
+    await publish(1);
+    const answer = await handler.handle(request('c', { '/chat': 0 }));
+    assert.equal(await outcome(answer), 'pending', 'held: nothing left to say');
+    await publish(1);
+    assert.equal(
+      await outcome(answer),
+      'pending',
+      'a filtered batch does not answer',
+    );
+    await publish(2);
+    assert.deepEqual(await outcome(answer), [2]);
+  });
+});
+
+describe('poll handler: caps', () => {
+  it('a capped answer goes out at once as JSON, even for a stream; the next poll continues', async () => {
+    const { handler, publish } = setup({}, { maxMessagesPerPoll: 2 });
+    for (let n = 1; n <= 5; n += 1) await publish(n);
+    const first = response(
+      await handler.handle(request('c', { '/chat': 0 }, { chunked: true })),
+    );
+    assert.deepEqual(data(first.body), [1, 2]);
+    assert.equal(
+      first.headers['Content-Type'],
+      'application/json; charset=utf-8',
+    );
+    const last = (first.body as WireMessage[])[1]!.message_id;
+    const next = response(
+      await handler.handle(
+        request('c', { '/chat': last }, { chunked: true, seq: 1 }),
+      ),
+    );
+    assert.deepEqual(data(next.body), [3, 4]);
+  });
+
+  it('past maxHeldPolls, polls are answered at once', async () => {
+    const { handler } = setup({ maxHeldPolls: 1 });
+    await handler.handle(request('a', { '/chat': null }));
+    assert.deepEqual(
+      response(await handler.handle(request('b', { '/chat': null }))).body,
+      [],
+    );
+    assert.equal(handler.stats().heldPolls, 1);
+  });
+
+  it('past maxHeldPollsPerPeer, that peer’s polls are answered at once; other peers and users still hold', async () => {
+    const { handler } = setup({ maxHeldPollsPerPeer: 1 });
+    await handler.handle(
+      request('a', { '/chat': null }, { address: '192.0.2.1' }),
+    );
+    response(
+      await handler.handle(
+        request('b', { '/chat': null }, { address: '192.0.2.1' }),
+      ),
+    );
+    assert.equal(
+      (
+        await handler.handle(
+          request('c', { '/chat': null }, { address: '192.0.2.2' }),
+        )
+      ).kind,
+      'held',
+    );
+    assert.equal(
+      (
+        await handler.handle(
+          request('d', { '/chat': null }, { address: '192.0.2.1', user: ann }),
+        )
+      ).kind,
+      'held',
+      'a signed-in user counts as its own peer',
+    );
+    // A replacement does not count against its own peer.
+    assert.equal(
+      (await handler.handle(request('a', { '/chat': null }, { seq: 1 }))).kind,
+      'held',
+    );
+  });
+});
+
+describe('poll handler: streams on a fake clock', () => {
+  it('an initial [], each message as it arrives, and a final [] at the timeout', async () => {
+    const { handler, publish, timers } = setup();
+    const stream = collect(
+      await handler.handle(request('c', { '/chat': null }, { chunked: true })),
+    );
+    assert.deepEqual(stream.chunks(), [[]]);
+    assert.equal(handler.stats().streams, 1);
+    await publish(1);
+    await publish(2);
+    assert.deepEqual(stream.chunks(), [[], [1], [2]]);
+    await timers.advance(DEFAULT_LONG_POLL_MS - 1);
+    assert.equal(stream.ended(), false);
+    await timers.advance(1);
+    assert.deepEqual(stream.chunks(), [[], [1], [2], []]);
+    assert.equal(stream.ended(), true);
+    assert.deepEqual(handler.stats(), {
+      heldPolls: 0,
+      streams: 0,
+      inFlight: 0,
+      timers: 0,
+    });
+  });
+
+  it('sends what the backlog has as its first chunk and stays open', async () => {
+    const { handler, publish } = setup();
+    await publish(1);
+    const answer = await handler.handle(
+      request('c', { '/chat': 0 }, { chunked: true }),
+    );
+    assert.equal(answer.kind, 'stream');
+    assert.equal(answer.headers['Content-Type'], 'text/plain; charset=utf-8');
+    const stream = collect(answer);
+    assert.deepEqual(stream.chunks(), [[1]]);
+    assert.equal(stream.ended(), false);
+  });
+
+  it('a replaced stream ends with its final [] chunk', async () => {
+    const { handler } = setup();
+    const old = collect(
+      await handler.handle(
+        request('c', { '/chat': null }, { chunked: true, seq: 1 }),
+      ),
+    );
+    await handler.handle(
+      request('c', { '/chat': null }, { chunked: true, seq: 2 }),
+    );
+    assert.deepEqual(old.chunks(), [[], []]);
+    assert.equal(old.ended(), true);
+  });
+
+  it('escapes the separator inside a chunk', async () => {
+    const { handler, bus } = setup();
+    await bus.publish('/chat', 'a\r\n|\r\nb');
+    const stream = collect(
+      await handler.handle(request('c', { '/chat': 0 }, { chunked: true })),
+    );
+    assert.deepEqual(stream.chunks(), [['a\r\n|\r\nb']]);
+  });
+
+  it('chunks written before pipe() are delivered in order, the end included', async () => {
+    const { handler, timers } = setup({ longPollMs: 10 });
+    const answer = await handler.handle(
+      request('c', { '/chat': null }, { chunked: true }),
+    );
+    await timers.advance(10);
+    const stream = collect(answer);
+    assert.deepEqual(stream.chunks(), [[], []]);
+    assert.equal(stream.ended(), true);
+  });
+});

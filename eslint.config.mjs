@@ -66,6 +66,8 @@ export default ts.config(
       'coverage/',
       'declarations/',
       'server/dist/',
+      // The server core bundled for test-support (scripts/build-core.cjs).
+      'addon-test-support/-private/core.js',
       'tmp/',
       // Each consumer app has its own lint setup.
       'test-apps/',

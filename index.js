@@ -1,32 +1,22 @@
 'use strict';
 
-const path = require('node:path');
-
 module.exports = {
   name: require('./package').name,
 
   options: {
     'ember-cli-babel': { enableTypeScriptTransform: true },
-    babel: {
-      plugins: [require.resolve('./lib/babel-plugin-strip-js-extension')],
-    },
   },
 
   /**
-   * The test-support fake server runs the real server core, so both cannot drift apart: the
-   * environment-agnostic `server/src/core/` is published inside test-support as `-private/core/`.
+   * In this repository only, bundle the server core into test-support before each build
+   * (`scripts/build-core.cjs`, about 50 ms), so tests never run a stale copy. Host apps get the bundle
+   * that `prepack` put in the package.
    */
-  treeForAddonTestSupport(tree) {
-    const Funnel = require('broccoli-funnel');
-    const mergeTrees = require('broccoli-merge-trees');
-    const core = new Funnel(path.join(__dirname, 'server/src/core'), {
-      destDir: '-private/core',
-      include: ['**/*.ts'],
-    });
-    return this._super.treeForAddonTestSupport.call(
-      this,
-      mergeTrees([tree, core].filter(Boolean), { overwrite: true }),
-    );
+  included(...args) {
+    this._super.included.apply(this, args);
+    if (this.project.root === this.root) {
+      require('./scripts/build-core.cjs').buildCore();
+    }
   },
 
   /**

@@ -35,4 +35,4 @@ export { FakeClock } from './-private/fake-clock';
 export type {
   ChannelConfigInput,
   PresenceUser,
-} from 'ember-presence/test-support/-private/core/types';
+} from 'ember-presence/test-support/-private/core';

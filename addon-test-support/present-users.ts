@@ -1,5 +1,5 @@
 import { presenceTestState } from './-private/context';
-import type { PresenceUser } from 'ember-presence/test-support/-private/core/types';
+import type { PresenceUser } from 'ember-presence/test-support/-private/core';
 
 /**
  * Who the fake server holds as present in `name` (every user, whatever the app may see), by id.

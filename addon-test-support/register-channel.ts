@@ -1,6 +1,6 @@
 import { settled } from '@ember/test-helpers';
 import { presenceTestState } from './-private/context';
-import type { ChannelConfigInput } from 'ember-presence/test-support/-private/core/types';
+import type { ChannelConfigInput } from 'ember-presence/test-support/-private/core';
 
 /**
  * Makes a channel exist on the fake server with this config (docs/protocol.md §1 config fields: `public`,

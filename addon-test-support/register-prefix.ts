@@ -1,5 +1,5 @@
 import { presenceTestState } from './-private/context';
-import type { PrefixCallback } from 'ember-presence/test-support/-private/core/channel-registry';
+import type { PrefixCallback } from 'ember-presence/test-support/-private/core';
 
 /**
  * Registers a just-in-time config callback for every channel of a prefix, exactly as the real server's

@@ -53,8 +53,13 @@ try {
     [
       'declarations/addon/index.d.ts',
       'declarations/addon-test-support/index.d.ts',
-      'declarations/addon-test-support/-private/core/types.d.ts',
+      'declarations/server/src/core/index.d.ts',
     ].every((p) => paths.has(p)),
+  );
+  check(
+    'test-support carries the server core as one bundled module, not as TypeScript sources',
+    paths.has('addon-test-support/-private/core.js') &&
+      ![...paths].some((p) => p.startsWith('server/src/')),
   );
 
   const app = join(scratch, 'app');

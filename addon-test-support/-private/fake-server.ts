@@ -2,31 +2,27 @@ import Pretender, { type ResponseHandler } from 'pretender';
 import { buildWaiter } from '@ember/test-waiters';
 import type { PresenceBus, PresenceClock } from 'ember-presence';
 import {
-  handleGet,
-  handleUpdate,
-  type HandlerResponse,
-  type UpdateOptions,
-} from 'ember-presence/test-support/-private/core/http-handlers';
-import { PresenceCore } from 'ember-presence/test-support/-private/core/presence';
-import { MemoryStore } from 'ember-presence/test-support/-private/core/memory-store';
-import {
+  MemoryStore,
   MessageBus,
   PollHandler,
+  PresenceCore,
   encodeChunk,
+  handleGet,
+  handleUpdate,
   parsePollBody,
+  presenceBusChannel,
   presenceChannelAccess,
+  toErrorResponse,
   type BusRequester,
+  type ChannelConfigInput,
+  type CurrentUser,
+  type HandlerResponse,
   type PollResponse,
+  type PrefixCallback,
+  type PresenceUser,
+  type UpdateOptions,
   type WireMessage,
-} from 'ember-presence/test-support/-private/core/message-bus/index';
-import { toErrorResponse } from 'ember-presence/test-support/-private/core/errors';
-import { presenceBusChannel } from 'ember-presence/test-support/-private/core/bus-messages';
-import type { PrefixCallback } from 'ember-presence/test-support/-private/core/channel-registry';
-import type {
-  ChannelConfigInput,
-  CurrentUser,
-  PresenceUser,
-} from 'ember-presence/test-support/-private/core/types';
+} from 'ember-presence/test-support/-private/core';
 import { bodyFields, bodyText } from './form-fields';
 
 /** A user as tests describe them: only `id` and `username` are required. */

@@ -1,7 +1,7 @@
 import { module, test } from 'qunit';
 import { FakeClock } from 'ember-presence/test-support';
 import { FakePresenceServer } from 'ember-presence/test-support/-private/fake-server';
-import { firstMessageIdBase } from 'ember-presence/test-support/-private/core/bus-messages';
+import { firstMessageIdBase } from 'ember-presence/test-support/-private/core';
 import {
   messageIdShift,
   scenarios,

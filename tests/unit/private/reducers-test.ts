@@ -10,7 +10,7 @@ import {
   GLOBAL_IDS_PER_MS,
   firstMessageIdBase,
   presenceBusChannel,
-} from 'ember-presence/test-support/-private/core/bus-messages';
+} from 'ember-presence/test-support/-private/core';
 import { busChannelFor } from 'ember-presence/-private/shared-channel';
 import type { ChannelData } from 'ember-presence/-private/types';
 import { user } from '../support/test-server';

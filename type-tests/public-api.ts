@@ -232,3 +232,4 @@ pin<Equals<ConstructorParameters<typeof FakeClock>, [start?: number]>>();
 pin<Equals<FakeClock['advance'], (ms: number) => Promise<void>>>();
 pin<Equals<FakeClock['tick'], (ms: number) => void>>();
 pin<Equals<FakeClock['manual'], true>>();
+pin<Equals<FakePresenceServer['heldPolls'], number>>();

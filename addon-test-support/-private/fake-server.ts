@@ -157,6 +157,11 @@ export class FakePresenceServer {
   /** Every request answered, oldest first. */
   readonly requests: FakeRequest[] = [];
 
+  /** Message-bus polls the fake holds right now (long polls waiting for a message). */
+  get heldPolls(): number {
+    return this.#polls.stats().heldPolls;
+  }
+
   #pretender: Pretender;
   #currentUser: CurrentUser | null;
   #channels = new Map<string, ChannelConfigInput>();

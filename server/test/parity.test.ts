@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
 import request from 'supertest';
 
@@ -7,6 +9,8 @@ import { firstMessageIdBase } from '../src/core/bus-messages.js';
 import type { CurrentUser } from '../src/core/types.js';
 import { backends, T } from './core-backends.js';
 import {
+  decodeChunks,
+  hasMessageChunk,
   messageIdShift,
   scenarios,
   type ParityDriver,
@@ -51,6 +55,7 @@ async function runOnRealServer(
   const as = (user: ParityUser | null) =>
     user ? { [USER_HEADER]: JSON.stringify(user) } : {};
 
+  let listening: Server | undefined;
   const driver: ParityDriver = {
     async get(query, user) {
       const response = await request(app)
@@ -81,6 +86,51 @@ async function runOnRealServer(
         .send(form(shift.positions(positions)));
       return { status: response.status, body: shift.body(response.body) };
     },
+    async heldPoll(clientId, positions, user, meanwhile, options = {}) {
+      // A real socket: supertest buffers whole answers, and a stream never ends by itself.
+      listening ??= await new Promise<Server>((resolve) => {
+        const server: Server = app.listen(0, '127.0.0.1', () =>
+          resolve(server),
+        );
+      });
+      const { port } = listening.address() as AddressInfo;
+      const headers: Record<string, string> = {
+        'Content-Type': 'application/x-www-form-urlencoded',
+        ...(as(user) as Record<string, string>),
+      };
+      if (!options.chunked) headers['Dont-Chunk'] = 'true';
+      const abort = new AbortController();
+      const before = app.presence.stats().heldPolls;
+      const answer = fetch(
+        `http://127.0.0.1:${port}/message-bus/${clientId}/poll`,
+        {
+          method: 'POST',
+          headers,
+          body: form(shift.positions(positions)),
+          signal: abort.signal,
+        },
+      );
+      await waitUntil(() => app.presence.stats().heldPolls > before);
+      await meanwhile();
+      const response = await answer;
+      if (!options.chunked) {
+        const body = shift.body(await response.json());
+        return { status: response.status, body };
+      }
+      const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+      const decoder = new TextDecoder();
+      let text = '';
+      while (!hasMessageChunk(text)) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        text += decoder.decode(value, { stream: true });
+      }
+      abort.abort();
+      return {
+        status: response.status,
+        body: decodeChunks(text).map((chunk) => shift.body(chunk)),
+      };
+    },
     async advance(ms) {
       now += ms;
       await app.presence.sweep();
@@ -90,8 +140,19 @@ async function runOnRealServer(
   try {
     return await scenario.run(driver);
   } finally {
+    listening?.closeAllConnections();
+    listening?.close();
     await app.presence.close();
     await backend.cleanup();
+  }
+}
+
+/** Waits (bounded: 5 s) for `condition`, e.g. a poll to be held by the server. */
+async function waitUntil(condition: () => boolean): Promise<void> {
+  for (let turn = 0; !condition(); turn++) {
+    if (turn > 500)
+      throw new Error('waited 5 s for the server to hold the poll');
+    await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
 

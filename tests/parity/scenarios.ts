@@ -8,7 +8,7 @@
  *
  * Message ids here are relative, as if every channel's ids started at 1: `n` is the n-th message id of a
  * channel. A real backlog created at time t numbers its messages from `firstMessageIdBase(t) + 1`
- * (server/src/core/memory-store.ts), and the two runners' clocks start at different times; so each driver
+ * (server/src/core/bus-messages.ts), and the two runners' clocks start at different times; so each driver
  * shifts ids by the base of its clock's start at the boundary, with {@link messageIdShift}: poll positions
  * on the way in, `message_id`, `last_message_id` and `/__status` ids on the way out. The shift is by a
  * known constant, so the comparison stays exact (relative id 1 matches base + 1 and nothing else). Every
@@ -58,8 +58,43 @@ export interface ParityDriver {
     positions: Record<string, string | number>,
     user: ParityUser | null,
   ): Promise<ParityResponse>;
+  /**
+   * A long poll: starts `POST /message-bus/<clientId>/poll` (no `dlp`) as `user`, waits until the server
+   * holds it, runs `meanwhile`, and gives the answer: the JSON array, or with `chunked`, the chunks the
+   * server streamed up to the first one that carries messages, each decoded with {@link decodeChunks}.
+   */
+  heldPoll(
+    clientId: string,
+    positions: Record<string, string | number>,
+    user: ParityUser | null,
+    meanwhile: () => Promise<unknown>,
+    options?: { chunked?: boolean },
+  ): Promise<ParityResponse>;
   /** Moves the server clock forward and runs one expiry sweep. */
   advance(ms: number): Promise<void>;
+}
+
+/**
+ * A chunked poll answer as the list of its chunks: each chunk is a JSON array followed by `\r\n|\r\n`,
+ * with any `\r\n|\r\n` inside the JSON escaped as `\r\n||\r\n` (docs/protocol.md §6).
+ */
+export function decodeChunks(text: string): unknown[] {
+  return text
+    .split(/\r\n\|\r\n/)
+    .filter((chunk) => chunk.trim() !== '')
+    .map(
+      (chunk) =>
+        JSON.parse(chunk.replace(/\r\n\|\|\r\n/g, '\r\n|\r\n')) as unknown,
+    );
+}
+
+/** Whether streamed `text` already holds a whole chunk that carries messages (the answer is complete). */
+export function hasMessageChunk(text: string): boolean {
+  const end = text.lastIndexOf('\r\n|\r\n');
+  if (end < 0) return false;
+  return decodeChunks(text.slice(0, end)).some(
+    (chunk) => Array.isArray(chunk) && chunk.length > 0,
+  );
 }
 
 /** An id (a number above 0) shifted by `by`; 0, -1 and anything else that is not an id stay. */
@@ -579,5 +614,59 @@ export const scenarios: ParityScenario[] = [
       return (await d.get('channels[]=/site/online', null)).body;
     },
     expected: { '/site/online': { users: [], count: 0, last_message_id: 2 } },
+  },
+  {
+    name: 'a held poll is answered by the next message; a streamed one sends [] at once, then the message',
+    setup: { channels: online },
+    async run(d) {
+      await d.update(update('a1', ['/site/online']), ann);
+      const held = await d.heldPoll(
+        'watcher',
+        { '/presence/site/online': 1 },
+        bob,
+        () => d.update(update('b1', ['/site/online']), bob),
+      );
+      const streamed = await d.heldPoll(
+        'watcher',
+        { '/presence/site/online': 2 },
+        bob,
+        () => d.update(update('b1', [], ['/site/online']), bob),
+        { chunked: true },
+      );
+      return {
+        held: { status: held.status, messages: messages(held) },
+        streamed: {
+          status: streamed.status,
+          chunks: (streamed.body as unknown[]).map((chunk) =>
+            messages({ status: streamed.status, body: chunk }),
+          ),
+        },
+      };
+    },
+    expected: {
+      held: {
+        status: 200,
+        messages: [
+          {
+            channel: '/presence/site/online',
+            message_id: 2,
+            data: { entering_users: [pub(bob)] },
+          },
+        ],
+      },
+      streamed: {
+        status: 200,
+        chunks: [
+          [],
+          [
+            {
+              channel: '/presence/site/online',
+              message_id: 3,
+              data: { leaving_user_ids: [bob.id] },
+            },
+          ],
+        ],
+      },
+    },
   },
 ];

@@ -3,6 +3,7 @@ import { FakeClock } from 'ember-presence/test-support';
 import { FakePresenceServer } from 'ember-presence/test-support/-private/fake-server';
 import { firstMessageIdBase } from 'ember-presence/test-support/-private/core';
 import {
+  decodeChunks,
   messageIdShift,
   scenarios,
   type ParityDriver,
@@ -65,6 +66,29 @@ async function runOnFake(scenario: ParityScenario): Promise<unknown> {
           body: form(shift.positions(positions)),
         }),
       );
+    },
+    async heldPoll(clientId, positions, user, meanwhile, options = {}) {
+      as(user);
+      const before = server.heldPolls;
+      const answer = fetch(`/message-bus/${clientId}/poll`, {
+        method: 'POST',
+        headers: options.chunked ? {} : { 'Dont-Chunk': 'true' },
+        body: form(shift.positions(positions)),
+      });
+      // Pretender answers asynchronously: let the request reach the handler and be held.
+      for (let turn = 0; server.heldPolls <= before; turn++) {
+        if (turn > 200) throw new Error('the fake never held the poll');
+        await new Promise((resolve) => setTimeout(resolve, 0));
+      }
+      await meanwhile();
+      const response = await answer;
+      const text = await response.text();
+      return {
+        status: response.status,
+        body: options.chunked
+          ? decodeChunks(text).map((chunk) => shift.body(chunk))
+          : shift.body(JSON.parse(text)),
+      };
     },
     async advance(ms) {
       await clock.advance(ms);

@@ -6,6 +6,7 @@ import {
   integerOption,
   type MessageBusOptions,
   type PollAnswer,
+  type PollHandlerStats,
   type PollResponse,
 } from '../core/message-bus/index.js';
 import type { PresenceStore } from '../core/store.js';
@@ -66,16 +67,8 @@ export interface MessageBusRouterOptions {
   logger?: Logger;
 }
 
-/** Counters for tests and monitoring. */
-export interface MessageBusRouterStats {
-  /** Polls currently held open (long polls and streams). */
-  heldPolls: number;
-  /** Of those, chunked streams. */
-  streams: number;
-  /** Poll requests between arrival and their answer or hold (body read, auth, backlog read). */
-  inFlight: number;
-  /** Pending long-poll timers (one per held poll). */
-  timers: number;
+/** Counters for tests and monitoring: the poll handler's, and the bus subscriptions behind them. */
+export interface MessageBusRouterStats extends PollHandlerStats {
   /** Channels the bus is subscribed to in the store (only those held polls wait on). */
   subscribedChannels: number;
   /** Listeners on those subscriptions. */

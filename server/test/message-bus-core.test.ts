@@ -23,6 +23,7 @@ import {
 } from '../src/core/message-bus/index.js';
 import type { PresenceStore } from '../src/core/store.js';
 import type { BusMessage, ChannelConfig } from '../src/core/types.js';
+import { answerJson, sharedWireMessage } from '../src/core/message-bus/wire.js';
 import { messageIds } from './support/message-ids.js';
 
 const T = 1_764_000_000_000;
@@ -462,6 +463,44 @@ describe('wire format', () => {
         .includes(CHUNK_SEPARATOR),
     );
     assert.deepEqual(decodeChunks(encodeChunk([message])).chunks, [[message]]);
+  });
+
+  it('a shared wire message is one object per stored message, serialised once, and its answers match JSON.stringify byte for byte', (t) => {
+    const stored: BusMessage = {
+      global_id: 9,
+      message_id: 3,
+      channel: '/a',
+      data: { text: 'é\u2028"\r\n|\r\n', n: [1, null] },
+      user_ids: [1],
+    };
+    const other: BusMessage = { ...stored, global_id: 10, message_id: 4 };
+    const wire = sharedWireMessage(stored);
+    assert.equal(sharedWireMessage(stored), wire);
+    assert.deepEqual(wire, toWireMessage(stored));
+    const status = statusMessage({ '/a': 4 });
+    const lists: WireMessage[][] = [
+      [],
+      [wire],
+      [wire, sharedWireMessage(other)],
+      [wire, status],
+      [status],
+    ];
+    const expected = lists.map((list) => JSON.stringify(list));
+    const stringify = t.mock.method(JSON, 'stringify');
+    for (let round = 0; round < 3; round += 1) {
+      lists.forEach((list, index) => {
+        assert.equal(answerJson(list), expected[index]);
+        assert.equal(
+          encodeChunk(list),
+          `${escapeChunk(expected[index]!)}${CHUNK_SEPARATOR}`,
+        );
+      });
+    }
+    const ours = stringify.mock.calls.filter(
+      ({ arguments: [value] }) =>
+        value === wire || (Array.isArray(value) && value.includes(wire)),
+    );
+    assert.equal(ours.length, 1, 'the message itself, once');
   });
 });
 

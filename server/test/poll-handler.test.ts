@@ -487,3 +487,97 @@ describe('poll handler: streams on a fake clock', () => {
     assert.equal(stream.ended(), true);
   });
 });
+
+describe('poll handler: fan-out serialises a message once', () => {
+  it('one message to many held polls and streams: one JSON.stringify of it, one shared answer text, audiences kept', async (t) => {
+    const { handler, timers, bus, publish } = setup({
+      maxHeldPolls: 1000,
+      maxHeldPollsPerPeer: 1000,
+    });
+    // The polls wait from the current last id, so the message arrives as the next one (no backlog read).
+    await publish(0);
+    const bob: CurrentUser = { ...ann, id: 2, username: 'bob' };
+    const polls: PollAnswer[] = [];
+    const denied: PollAnswer[] = [];
+    const streams: string[] = [];
+    for (let i = 0; i < 150; i += 1)
+      polls.push(
+        await handler.handle(
+          request(`a${i}`, { '/chat': null }, { user: ann }),
+        ),
+      );
+    for (let i = 0; i < 50; i += 1)
+      denied.push(
+        await handler.handle(
+          request(`b${i}`, { '/chat': null }, { user: bob }),
+        ),
+      );
+    for (let i = 0; i < 100; i += 1) {
+      const answer = await handler.handle(
+        request(`s${i}`, { '/chat': null }, { user: ann, chunked: true }),
+      );
+      assert.equal(answer.kind, 'stream');
+      const index = streams.push('') - 1;
+      answer.pipe({
+        write: (chunk) => (streams[index] += chunk),
+        end: (chunk) => (streams[index] += chunk ?? ''),
+      });
+    }
+    await settle();
+    assert.equal(handler.stats().heldPolls, 300);
+
+    const stringify = t.mock.method(JSON, 'stringify');
+    await bus.publish('/chat', { text: 'hi\r\n|\r\n' }, { userIds: [ann.id] });
+    await settle();
+
+    const answers = await Promise.all(
+      polls.map((answer) => {
+        assert.equal(answer.kind, 'held');
+        return answer.response;
+      }),
+    );
+    const wire = (answers[0]!.body as WireMessage[])[0]!;
+    assert.deepEqual(data([wire]), [{ text: 'hi\r\n|\r\n' }]);
+    // Any serialisation of this message to the wire, as itself or inside an answer, whatever object
+    // carries it (the store's own copy, with its audience, is the store's business).
+    const isIt = (value: unknown): boolean =>
+      (value as WireMessage | null)?.global_id === wire.global_id &&
+      !Object.hasOwn(value as object, 'user_ids');
+    const serialisations = stringify.mock.calls.filter(
+      ({ arguments: [value] }) =>
+        isIt(value) || (Array.isArray(value) && value.some(isIt)),
+    );
+    assert.equal(serialisations.length, 1, 'the message is serialised once');
+    stringify.mock.restore();
+
+    const text = JSON.stringify([wire]);
+    for (const answer of answers) {
+      assert.equal((answer!.body as WireMessage[])[0], wire, 'one wire object');
+      assert.equal(
+        answer!.text,
+        text,
+        'byte-identical to JSON.stringify(body)',
+      );
+    }
+    // The initial `[]` chunk, then the message's, its separator escaped.
+    const chunks = `[]\r\n|\r\n${text.split('\r\n|\r\n').join('\r\n||\r\n')}\r\n|\r\n`;
+    for (const stream of streams) assert.equal(stream, chunks);
+
+    // Bob may not see it: still held, then told to skip past it, never given it.
+    for (const answer of denied) assert.equal(await outcome(answer), 'pending');
+    await timers.advance(DEFAULT_LONG_POLL_MS);
+    for (const answer of denied) {
+      assert.equal(answer.kind, 'held');
+      const result = await answer.response;
+      assert.deepEqual(result!.body, [
+        {
+          global_id: -1,
+          message_id: -1,
+          channel: '/__status',
+          data: { '/chat': wire.message_id },
+        },
+      ]);
+      assert.equal(result!.text, JSON.stringify(result!.body));
+    }
+  });
+});

@@ -237,6 +237,8 @@ function sendResponse(res: Response, response: PollResponse): void {
   if (response.status === 413) res.setHeader('Connection', 'close');
   res.status(response.status);
   res.end(
-    response.body === undefined ? undefined : JSON.stringify(response.body),
+    response.body === undefined
+      ? undefined
+      : (response.text ?? JSON.stringify(response.body)),
   );
 }

@@ -7,7 +7,12 @@ import type { PollRequest } from './poll-request.js';
 import { publishHostMessage } from './publish.js';
 import { SubscriptionHub } from './subscription-hub.js';
 import { globalTimers, type BusTimers } from './timer.js';
-import { statusMessage, toWireMessage, type WireMessage } from './wire.js';
+import {
+  sharedWireMessage,
+  statusMessage,
+  toWireMessage,
+  type WireMessage,
+} from './wire.js';
 
 /**
  * The MessageBus semantics of docs/protocol.md §6 over a {@link PresenceStore}, independent of any transport: the
@@ -447,7 +452,7 @@ class Watch implements BusWatch {
     }
     if (message.message_id === position + 1) {
       const batch: WireMessage[] = [];
-      this.#accept(message, batch);
+      this.#accept(message, batch, true);
       this.#flush(batch);
     } else {
       void this.#catchUp([message.channel], false);
@@ -513,7 +518,7 @@ class Watch implements BusWatch {
                 message.message_id <= (this.#positions.get(channel) ?? 0)
               )
                 continue;
-              this.#accept(message, batch);
+              this.#accept(message, batch, false);
             }
           });
         }
@@ -526,7 +531,8 @@ class Watch implements BusWatch {
             gaps.has(message.channel)
           )
             continue;
-          if (message.message_id === position + 1) this.#accept(message, batch);
+          if (message.message_id === position + 1)
+            this.#accept(message, batch, true);
           else gaps.add(message.channel);
         }
         this.#flush(batch);
@@ -540,10 +546,16 @@ class Watch implements BusWatch {
     }
   }
 
-  #accept(message: BusMessage, batch: WireMessage[]): void {
+  /**
+   * `notified`: `message` is the store's notification, one object handed to every watch of its channel, so
+   * its wire form (and serialisation) is shared; a backlog read is this watch's own copy.
+   */
+  #accept(message: BusMessage, batch: WireMessage[], notified: boolean): void {
     this.#positions.set(message.channel, message.message_id);
     if (isAudienceMember(message, this.#requester)) {
-      batch.push(toWireMessage(message));
+      batch.push(
+        notified ? sharedWireMessage(message) : toWireMessage(message),
+      );
     } else {
       this.#skipped.add(message.channel);
     }

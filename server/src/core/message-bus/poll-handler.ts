@@ -10,7 +10,7 @@ import {
   type PollLimits,
   type PollRequest,
 } from './poll-request.js';
-import { encodeChunk, type WireMessage } from './wire.js';
+import { answerJson, encodeChunk, type WireMessage } from './wire.js';
 
 /**
  * `POST /message-bus/<clientId>/poll` (docs/protocol.md), once, for every transport: the Express router and
@@ -122,6 +122,11 @@ export interface PollResponse {
   headers: Record<string, string>;
   /** The JSON value to send; `undefined` for no body. */
   body?: unknown;
+  /**
+   * `JSON.stringify(body)`, when the handler already has it (message answers: shared by every poll
+   * answered with the same messages). A transport writes it instead of serialising `body` again.
+   */
+  text?: string;
 }
 
 /** A long poll held open: `response` settles with its answer, or `null` when the client went away. */
@@ -604,6 +609,7 @@ function json(messages: readonly WireMessage[]): PollResponse {
     status: 200,
     headers: { ...JSON_HEADERS },
     body: messages,
+    text: answerJson(messages),
   };
 }
 

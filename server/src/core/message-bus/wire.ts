@@ -56,6 +56,101 @@ export function toWireMessage(message: BusMessage): WireMessage {
 }
 
 /**
+ * Serialised once per message (issue #17, fan-out): every poll that receives one stored message — the
+ * store hands the same object to every listener — gets the same {@link WireMessage} object from
+ * {@link sharedWireMessage}, whose JSON, and the JSON and chunk of an answer made of exactly the same
+ * messages, are computed on first use and then reused by every other poll. The caches hang off the message
+ * objects (weakly), so they live exactly as long as some poll still holds the message. Audience filtering
+ * happens before: a cache only ever serves a poll the same messages it was already given.
+ */
+interface WireCache {
+  /** The message's own JSON, once asked for. */
+  json: string | undefined;
+  /** Answers that start with this message, newest last (at most {@link MAX_CACHED_ANSWERS}). */
+  answers: CachedAnswer[];
+}
+
+interface CachedAnswer {
+  /** A copy of the list, compared element by element (identity). */
+  messages: readonly WireMessage[];
+  json: string;
+  /** {@link encodeChunk} of the list, once asked for. */
+  chunk: string | undefined;
+}
+
+/** Distinct answers cached per first message: polls of one fan-out mostly share one. */
+const MAX_CACHED_ANSWERS = 4;
+
+const wireOfStored = new WeakMap<BusMessage, WireMessage>();
+const wireCaches = new WeakMap<WireMessage, WireCache>();
+
+/**
+ * {@link toWireMessage}, one object per stored message object: what the bus hands to polls, so that the
+ * serialisation below is shared. Callers must not mutate it (every poll of the message receives it).
+ */
+export function sharedWireMessage(message: BusMessage): WireMessage {
+  let wire = wireOfStored.get(message);
+  if (!wire) {
+    wire = toWireMessage(message);
+    wireOfStored.set(message, wire);
+    wireCaches.set(wire, { json: undefined, answers: [] });
+  }
+  return wire;
+}
+
+/** `JSON.stringify(message)`, computed once for a {@link sharedWireMessage}. */
+function messageJson(message: WireMessage): string {
+  const cache = wireCaches.get(message);
+  if (!cache) return stringify(message);
+  return (cache.json ??= stringify(message));
+}
+
+/**
+ * `JSON.stringify(messages)`, byte for byte: the text of a poll answer. Made of each message's cached JSON;
+ * a list of shared messages only is itself cached, so every poll answered with it writes the same string.
+ */
+export function answerJson(messages: readonly WireMessage[]): string {
+  return cachedAnswer(messages)?.json ?? joinJson(messages);
+}
+
+/** The cached answer for a list of shared messages (made now if new), or `null` for any other list. */
+function cachedAnswer(messages: readonly WireMessage[]): CachedAnswer | null {
+  const first = messages[0];
+  const cache = first === undefined ? undefined : wireCaches.get(first);
+  if (!cache) return null;
+  for (const answer of cache.answers) {
+    if (
+      answer.messages.length === messages.length &&
+      answer.messages.every((message, index) => message === messages[index])
+    )
+      return answer;
+  }
+  if (!messages.every((message) => wireCaches.has(message))) return null;
+  const answer: CachedAnswer = {
+    messages: [...messages],
+    json: joinJson(messages),
+    chunk: undefined,
+  };
+  if (cache.answers.push(answer) > MAX_CACHED_ANSWERS) cache.answers.shift();
+  return answer;
+}
+
+/** What `JSON.stringify` makes of the array, from its elements' JSON (cached where they have one). */
+function joinJson(messages: readonly WireMessage[]): string {
+  let json = '[';
+  for (let index = 0; index < messages.length; index += 1) {
+    if (index > 0) json += ',';
+    json += messageJson(messages[index]!);
+  }
+  return `${json}]`;
+}
+
+/** `JSON.stringify`, with `null` where it answers `undefined` (as it does inside an array). */
+function stringify(value: unknown): string {
+  return JSON.stringify(value) ?? 'null';
+}
+
+/**
  * The `/__status` pseudo-message telling the client the id to continue each listed channel from.
  *
  * @example statusMessage({ '/presence/site/online': 17 })
@@ -80,7 +175,13 @@ export function statusMessage(
  * @example encodeChunk([]) // '[]\r\n|\r\n'
  */
 export function encodeChunk(messages: readonly WireMessage[]): string {
-  return `${escapeChunk(JSON.stringify(messages))}${CHUNK_SEPARATOR}`;
+  const cached = cachedAnswer(messages);
+  if (cached) return (cached.chunk ??= frame(cached.json));
+  return frame(joinJson(messages));
+}
+
+function frame(json: string): string {
+  return `${escapeChunk(json)}${CHUNK_SEPARATOR}`;
 }
 
 /** Escapes every {@link CHUNK_SEPARATOR} in `json` as {@link ESCAPED_CHUNK_SEPARATOR}. */

@@ -12,11 +12,7 @@
 local rcall = redis.call
 local windowKey = KEYS[1]
 local now, windowMs = tonumber(ARGV[1]), tonumber(ARGV[2])
+-- @include rate-limit
 
-local start = tonumber(rcall('HGET', windowKey, 'start'))
-if start == nil or now >= start + windowMs then
-  rcall('HSET', windowKey, 'start', string.format('%d', now), 'count', 1)
-  rcall('PEXPIRE', windowKey, windowMs)
-  return {1, string.format('%d', now)}
-end
-return {rcall('HINCRBY', windowKey, 'count', 1), string.format('%d', start)}
+local count, start = hitWindow(windowKey, now, windowMs)
+return {count, start}

@@ -1,7 +1,5 @@
 --[[
-  The per-user cap on channels present at once. One key per user: the channels they are in, each
-  scored by when that claim lapses (a heartbeat renews it). Leaving channels in the same update frees
-  their slots first, so a user at the cap can move from one channel to another.
+  The per-user cap on channels present at once (see includes/claim-channels.lua).
 
   KEYS[1] userChannels  ZSET  channel -> until (ms)
 
@@ -16,24 +14,6 @@
 local rcall = redis.call
 local key, now, cap, untilMs, n = KEYS[1], ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
 local names = {unpack(ARGV, 5)}
+-- @include claim-channels
 
-rcall('ZREMRANGEBYSCORE', key, '-inf', now)
-for i = n + 1, #names do rcall('ZREM', key, names[i]) end
-local count = rcall('ZCARD', key)
-local refused = {}
-for i = 1, n do
-  local name = names[i]
-  if rcall('ZSCORE', key, name) then
-    rcall('ZADD', key, 'GT', untilMs, name)
-  elseif count < cap then
-    rcall('ZADD', key, untilMs, name)
-    count = count + 1
-  else
-    refused[#refused + 1] = name
-  end
-end
--- The key goes when its last claim would lapse (a relative TTL: `now` is the caller's clock, not Redis').
-if rcall('EXISTS', key) == 1 then
-  rcall('PEXPIRE', key, string.format('%d', math.max(1, tonumber(untilMs) - tonumber(now))))
-end
-return refused
+return claimChannels(key, now, cap, untilMs, names, n)

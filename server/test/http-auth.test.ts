@@ -3,7 +3,9 @@ import { generateKeyPairSync } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { SignJWT, type JWTPayload } from 'jose';
 import request from 'supertest';
+import type { Request } from 'express';
 import { createApp, jwtCurrentUser, type PresenceApp } from '../src/index.js';
+import { tokenRejection } from '../src/http/auth/jwt.js';
 import { DEMO_USERS } from '../src/http/auth/demo-users.js';
 import {
   bodyOf,
@@ -322,6 +324,111 @@ describe('JWT: rejected tokens are logged, rate-limited', () => {
     }).expect(200);
     await updateWith(app, {}).expect(403);
     assert.equal(lines.length, 2);
+  });
+});
+
+describe('JWT: verified tokens are cached until they expire', () => {
+  /** A request carrying `token` as a bearer token, for calling the hook directly. */
+  function withToken(token: string): Request {
+    return {
+      get: (name: string) =>
+        name.toLowerCase() === 'authorization' ? `Bearer ${token}` : undefined,
+    } as unknown as Request;
+  }
+
+  it('serves a verified token from the cache: the same user, no second verification', async () => {
+    const hook = await jwtCurrentUser({ secret: SECRET, clock });
+    const token = await hs256(CLAIMS);
+    const first = await hook(withToken(token));
+    assert.equal(first?.id, 7);
+    assert.equal(await hook(withToken(token)), first, 'the remembered user');
+    assert.ok(Object.isFrozen(first) && Object.isFrozen(first.groupIds));
+  });
+
+  it('stops serving a token when jose would call it expired (same 30 s tolerance), with the reason', async () => {
+    let now = NOW_S * 1000;
+    const hook = await jwtCurrentUser({ secret: SECRET, clock: () => now });
+    const token = await hs256(CLAIMS, SECRET, NOW_S + 60);
+    const user = await hook(withToken(token));
+    assert.ok(user);
+    now = (NOW_S + 60 + 30) * 1000 - 1;
+    assert.equal(await hook(withToken(token)), user, 'still within tolerance');
+    now += 1;
+    const req = withToken(token);
+    assert.equal(await hook(req), null);
+    assert.equal(tokenRejection(req), 'token_expired');
+    assert.equal(await hook(withToken(token)), null, 'and not re-cached');
+  });
+
+  it('never caches a rejection: a bad signature or bad claims are refused (with their reason) every time', async () => {
+    const hook = await jwtCurrentUser({ secret: SECRET, clock });
+    const forged = await hs256(
+      CLAIMS,
+      'a-different-secret-of-the-same-length-0123',
+    );
+    const noUsername = await hs256({ sub: '7' });
+    for (let i = 0; i < 2; i++) {
+      for (const token of [forged, noUsername]) {
+        const req = withToken(token);
+        assert.equal(await hook(req), null);
+        assert.equal(tokenRejection(req), 'invalid_token');
+      }
+    }
+  });
+
+  it('does not remember a token that is not valid yet, and accepts it once it is', async () => {
+    let now = NOW_S * 1000;
+    const hook = await jwtCurrentUser({ secret: SECRET, clock: () => now });
+    const token = await new SignJWT(CLAIMS)
+      .setProtectedHeader({ alg: 'HS256' })
+      .setNotBefore(NOW_S + 120)
+      .setExpirationTime(NOW_S + 3600)
+      .sign(new TextEncoder().encode(SECRET));
+    assert.equal(await hook(withToken(token)), null);
+    now = (NOW_S + 120 - 30) * 1000;
+    assert.equal((await hook(withToken(token)))?.id, 7);
+  });
+
+  it('is per hook: a token remembered under a rotated-out secret is refused by the new hook', async () => {
+    const old = await jwtCurrentUser({ secret: SECRET, clock });
+    const rotated = await jwtCurrentUser({
+      secret: 'a-rotated-secret-that-is-long-enough-01234',
+      clock,
+    });
+    const token = await hs256(CLAIMS);
+    assert.ok(await old(withToken(token)));
+    assert.equal(await rotated(withToken(token)), null);
+  });
+
+  it('is bounded: the least recently used token is forgotten first; 0 disables it', async () => {
+    const hook = await jwtCurrentUser({
+      secret: SECRET,
+      clock,
+      verifiedTokenCacheSize: 2,
+    });
+    const [a, b, c] = await Promise.all(
+      ['1', '2', '3'].map((sub) => hs256({ ...CLAIMS, sub })),
+    );
+    const userA = await hook(withToken(a!));
+    const userB = await hook(withToken(b!));
+    assert.equal(await hook(withToken(a!)), userA, 'a is now the newest');
+    await hook(withToken(c!)); // forgets b
+    assert.equal(await hook(withToken(a!)), userA);
+    const againB = await hook(withToken(b!));
+    assert.deepEqual(againB, userB);
+    assert.notEqual(againB, userB, 'b was verified again');
+
+    const uncached = await jwtCurrentUser({
+      secret: SECRET,
+      clock,
+      verifiedTokenCacheSize: 0,
+    });
+    const once = await uncached(withToken(a!));
+    assert.notEqual(await uncached(withToken(a!)), once);
+    await assert.rejects(
+      jwtCurrentUser({ secret: SECRET, verifiedTokenCacheSize: -1 }),
+      /verifiedTokenCacheSize/,
+    );
   });
 });
 

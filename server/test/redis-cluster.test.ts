@@ -46,6 +46,31 @@ runStoreContract(
 );
 
 describe('RedisStore key placement on a Redis Cluster', () => {
+  it("admits an update in one script: a user's rate window and claims share a slot", async () => {
+    const store = new RedisStore(shared, { keyPrefix: randomKeyPrefix() });
+    try {
+      const claims = {
+        present: ['/site/a', '/site/b'],
+        leaving: [],
+        cap: 1,
+        untilMs: 1_764_000_120_000,
+      };
+      const rate = { windowMs: 10_000, limit: 1 };
+      const at = 1_764_000_000_000;
+      assert.deepEqual(await store.admitUpdate(5, { rate, claims }, at), {
+        rate: { allowed: true, count: 1, resetMs: 10_000 },
+        refused: ['/site/b'],
+      });
+      assert.equal(
+        (await store.admitUpdate(5, { rate, claims }, at)).rate?.allowed,
+        false,
+      );
+    } finally {
+      await store.close();
+      await deleteKeys(shared, store.keys.pattern());
+    }
+  });
+
   it('keeps every key of a channel in one slot and spreads channels over the masters', async () => {
     const store = new RedisStore(shared, { keyPrefix: randomKeyPrefix() });
     try {

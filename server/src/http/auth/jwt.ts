@@ -60,7 +60,20 @@ export interface JwtAuthOptions {
    * and how many rejections the line stands for. Never the token itself. Default: none.
    */
   logger?: { warn(message: string, details?: Record<string, unknown>): void };
+  /**
+   * Most verified tokens remembered (least recently used forgotten first), so a client's repeated
+   * requests skip the signature check until the token expires. Default
+   * {@link DEFAULT_VERIFIED_TOKEN_CACHE_SIZE}; `0` verifies every request.
+   */
+  verifiedTokenCacheSize?: number;
 }
+
+/**
+ * 20,000 verified tokens per hook (about 800 bytes each with the user: ≈ 16 MB at most). Only tokens
+ * that passed verification are remembered — a rejection is never cached — and each one only while the
+ * `exp`/`nbf` checks it passed still hold, so an expired token is refused exactly as without the cache.
+ */
+export const DEFAULT_VERIFIED_TOKEN_CACHE_SIZE = 20_000;
 
 /** Rejected tokens are logged at most once per 10 s, so a flood of bad tokens cannot flood the log. */
 export const REJECTION_LOG_INTERVAL_MS = 10_000;
@@ -117,10 +130,15 @@ export async function jwtCurrentUser(
   const cookieName = options.cookieName ?? DEFAULT_JWT_COOKIE;
   const clock = options.clock ?? Date.now;
   const logRejection = rejectionLog(options.logger, clock);
+  const verified = new VerifiedTokens(
+    options.verifiedTokenCacheSize ?? DEFAULT_VERIFIED_TOKEN_CACHE_SIZE,
+  );
 
   return async (req) => {
     const token = bearerToken(req) ?? readCookie(req, cookieName);
     if (!token) return null;
+    const known = verified.get(token, clock());
+    if (known) return known;
     let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(
@@ -153,9 +171,65 @@ export async function jwtCurrentUser(
         'invalid_token',
         `the claims are not a presence user: ${claimsProblem(payload)}`,
       );
+      return null;
     }
-    return user;
+    return verified.remember(token, user, payload);
   };
+}
+
+/**
+ * Tokens that passed `jwtVerify`, by the token string, with the time claims it checked: a remembered token
+ * is served only while jose's own `exp` and `nbf` tests (with the same clock tolerance) would still pass.
+ * The keys, issuer and audience of a hook never change, so the signature and those claims stay checked.
+ * Bounded, least recently used forgotten first.
+ */
+class VerifiedTokens {
+  readonly #max: number;
+  readonly #entries = new Map<
+    string,
+    { user: CurrentUser; exp: number | undefined; nbf: number | undefined }
+  >();
+
+  constructor(max: number) {
+    if (!Number.isSafeInteger(max) || max < 0)
+      throw new TypeError(
+        `jwt: verifiedTokenCacheSize must be a whole number >= 0, got ${String(max)}`,
+      );
+    this.#max = max;
+  }
+
+  get(token: string, nowMs: number): CurrentUser | undefined {
+    const entry = this.#entries.get(token);
+    if (!entry) return undefined;
+    // jose's tests, on its own whole-second clock.
+    const now = Math.floor(nowMs / 1000);
+    this.#entries.delete(token);
+    if (
+      (entry.exp !== undefined && entry.exp <= now - CLOCK_TOLERANCE_SECONDS) ||
+      (entry.nbf !== undefined && entry.nbf > now + CLOCK_TOLERANCE_SECONDS)
+    )
+      return undefined; // verified again, and refused with its reason and log line
+    this.#entries.set(token, entry); // re-inserted as the most recently used
+    return entry.user;
+  }
+
+  /** Remembers a verified token's user (frozen: every request of the token shares it). */
+  remember(token: string, user: CurrentUser, claims: JWTPayload): CurrentUser {
+    const frozen = Object.freeze({
+      ...user,
+      groupIds: Object.freeze([...user.groupIds]),
+    });
+    if (this.#max === 0) return frozen;
+    this.#entries.delete(token);
+    this.#entries.set(token, {
+      user: frozen,
+      exp: claims.exp,
+      nbf: claims.nbf,
+    });
+    if (this.#entries.size > this.#max)
+      this.#entries.delete(this.#entries.keys().next().value!);
+    return frozen;
+  }
 }
 
 /** Why `userFromClaims` refused these claims, in the claims' own names (`sub`, `groups`). */

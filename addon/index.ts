@@ -13,6 +13,7 @@ export { PresenceChannel } from './-private/presence-channel';
 export type { EnterOptions } from './-private/presence-channel';
 export type { ActiveOptions } from './-private/activity';
 export {
+  PresenceChannelFull,
   PresenceChannelNotFound,
   PresenceRequestError,
 } from './-private/errors';

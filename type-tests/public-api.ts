@@ -5,6 +5,7 @@
 import type {
   EnterOptions,
   PresenceChannel,
+  PresenceChannelFull,
   PresenceChannelNotFound,
   PresenceClock,
   PresenceConfig,
@@ -108,6 +109,9 @@ pin<
   >
 >();
 pin<Equals<PresenceChannelNotFound['channelName'], string>>();
+pin<Equals<PresenceChannelFull['channelName'], string>>();
+pin<Equals<PresenceChannelFull['name'], string>>();
+pin<Equals<ChannelConfigInput['maxUsers'], number | null | undefined>>();
 pin<Equals<PresenceConfig['heartbeatMs'], number | undefined>>();
 pin<Equals<PresenceConfig['baseUrl'], string | undefined>>();
 

@@ -24,6 +24,33 @@ export class PresenceChannelNotFound extends Error {
   }
 }
 
+/**
+ * Thrown (as a promise rejection) by `enter()`, and set as `channel.error`, when the server refused
+ * presence because the channel already holds its `maxUsers` distinct users (the update answered `false`
+ * with the reason `"full"`, docs/protocol.md §4). Users already present are never refused; enter again
+ * later to retry.
+ *
+ * @example
+ * try {
+ *   await channel.enter();
+ * } catch (error) {
+ *   if (error instanceof PresenceChannelFull) this.roomIsFull = true;
+ *   else throw error;
+ * }
+ */
+export class PresenceChannelFull extends Error {
+  override name = 'PresenceChannelFull';
+  /** The channel that was asked for. */
+  readonly channelName: string;
+
+  constructor(channelName: string) {
+    super(
+      `Presence channel '${channelName}' is full: it already has as many users as it allows`,
+    );
+    this.channelName = channelName;
+  }
+}
+
 /** What a {@link PresenceRequestError} knows about the request that failed. */
 export interface PresenceRequestErrorDetails {
   /** The server's `error_type`, when it sent one (`not_logged_in`, `rate_limit`, …). */

@@ -66,7 +66,8 @@ export class PresenceChannel {
   /**
    * Why the channel stopped working for this handle, if it did: a `PresenceChannelNotFound` when the
    * server refused presence (an `enter` or a later heartbeat answered `false`, e.g. access revoked) or
-   * the channel vanished while subscribed; a `PresenceRequestError` for a request that cannot succeed.
+   * the channel vanished while subscribed; a `PresenceChannelFull` when the server refused an `enter`
+   * because the channel holds its `maxUsers`; a `PresenceRequestError` for a request that cannot succeed.
    * Cleared by the next `enter()`/`subscribe()`.
    */
   get error(): Error | undefined {
@@ -116,7 +117,8 @@ export class PresenceChannel {
 
   /**
    * Marks this handle present. Resolves when the server confirmed; rejects with
-   * `PresenceChannelNotFound` when it refused (the handle is then not present). A second `enter` on a
+   * `PresenceChannelNotFound` when it refused, or `PresenceChannelFull` when the channel holds its
+   * `maxUsers` (the handle is then not present). A second `enter` on a
    * present handle does nothing. Never throws: for anonymous visitors and for `activeOptions` below the
    * minimums it returns a rejected promise whose error names the fix.
    */

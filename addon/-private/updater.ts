@@ -1,6 +1,7 @@
+import { isRecord } from './apply-snapshot';
 import { Timer, type PresenceClock } from './clock';
 import type { ResolvedPresenceConfig } from './config';
-import { PresenceChannelNotFound } from './errors';
+import { PresenceChannelFull, PresenceChannelNotFound } from './errors';
 import { presenceRequest } from './http';
 import {
   backoffDelay,
@@ -32,6 +33,24 @@ interface Deferred {
 }
 
 type Waiters = Map<string, Deferred[]>;
+
+/** Where an update answer says why a channel answered `false` (docs/protocol.md §4). */
+const UPDATE_REASONS_KEY = '_reasons';
+
+/**
+ * The error for a channel the server answered `false` for: {@link PresenceChannelFull} when its
+ * `_reasons` entry is `"full"`, otherwise (no reason, an unknown one, a server that sends none)
+ * {@link PresenceChannelNotFound}.
+ */
+function refusal(name: string, reasons: unknown): Error {
+  const reason =
+    isRecord(reasons) && Object.prototype.hasOwnProperty.call(reasons, name)
+      ? reasons[name]
+      : undefined;
+  return reason === 'full'
+    ? new PresenceChannelFull(name)
+    : new PresenceChannelNotFound(name);
+}
 
 /** The server refuses more than 50 entries in `present_channels` or `leave_channels` (docs/protocol.md §4). */
 export const MAX_CHANNELS_PER_UPDATE = 50;
@@ -386,10 +405,11 @@ export class Updater {
       if (outcome.kind === 'ok') {
         this.#failures = 0;
         this.#retryAt = -Infinity;
+        const reasons = outcome.body[UPDATE_REASONS_KEY];
         for (const name of present) {
           if (outcome.body[name] === false) {
             this.#forget(name);
-            const error = new PresenceChannelNotFound(name);
+            const error = refusal(name, reasons);
             for (const waiter of enterWaiters.get(name) ?? [])
               waiter.reject(error);
             // Also rejects enters queued meanwhile: they would get the same answer.

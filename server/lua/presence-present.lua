@@ -21,13 +21,16 @@
   ARGV[7] publish         "1" | "0" ("0": nobody may view, state changes, nothing is published)
   ARGV[8] audienceJson    ',"user_ids":[..],"group_ids":[..]' or ""
   ARGV[9] busChannelJson  the bus channel name as a JSON string
+  ARGV[10] maxUsers       most distinct users at once, or "" (no limit)
 
   Per-store constants (written by the loader): BACKLOG_SIZE, CHANNEL_TTL_MS, BACKLOG_TTL_MS, IDS_PER_MS,
   OVERDUE_MS (re-request indexing when the recorded due time is this far in the past).
 
-  Returns { changed (1|0), message JSON | nil, indexAt | nil }
+  Returns { changed (1|0), message JSON | nil, indexAt | nil, full (1|0) }
     indexAt: the caller must ZADD the channel into the sweep index with this score (the channel's
     earliest expiry got earlier, e.g. it was empty); nil on the ordinary heartbeat.
+    full: 1 when a user who is not present yet was refused because the channel already holds maxUsers
+    users (HLEN of users, expired-but-unswept clients included); nothing was written.
 ]]
 local rcall = redis.call
 -- @constants
@@ -36,8 +39,16 @@ local busMetaKey, busLogKey, shardChannel = KEYS[5], KEYS[6], KEYS[7]
 local member, userId, userJson = ARGV[1], ARGV[2], ARGV[3]
 local expiresAt, now = ARGV[4], ARGV[5]
 local countOnly, publish, audienceJson, busChannelJson = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
+local maxUsers = ARGV[10]
 
 -- @include append-message
+
+-- Full: checked before any write, in the same script as the write, so racing processes cannot exceed it.
+-- A present member (another tab, a heartbeat) is never refused.
+if maxUsers ~= '' and rcall('HEXISTS', usersKey, userId) == 0
+    and rcall('HLEN', usersKey) >= tonumber(maxUsers) then
+  return {0, false, false, 1}
+end
 
 local isNewClient = rcall('ZADD', clientsKey, expiresAt, member) == 1
 -- A heartbeat nearly always carries the stored profile: compare rather than rewrite (a write dirties the
@@ -75,4 +86,4 @@ if changed == 1 and publish == '1' then
 end
 
 touchChannel(clientsKey, usersKey, profilesKey, infoKey, busMetaKey, busLogKey)
-return {changed, message, indexAt}
+return {changed, message, indexAt, 0}

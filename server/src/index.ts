@@ -46,7 +46,7 @@ export type {
 } from './core/types.js';
 export type { PrefixCallback } from './core/channel-registry.js';
 export type { PresenceResult, SweepResult } from './core/store.js';
-export { HttpError, InvalidAccess } from './core/errors.js';
+export { ChannelFull, HttpError, InvalidAccess } from './core/errors.js';
 
 // Who is the user?
 export { firstUser, type CurrentUserHook } from './http/auth/current-user.js';

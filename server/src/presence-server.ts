@@ -101,7 +101,8 @@ export interface PresenceServer {
   invalidateConfig(name: string): Promise<void>;
   /**
    * Marks `user` present in `channel` from `clientId` on their behalf (e.g. a server-side event). Rejects
-   * with `InvalidAccess` when the channel does not exist or the user may not enter it.
+   * with `InvalidAccess` when the channel does not exist or the user may not enter it, and with
+   * `ChannelFull` (an `InvalidAccess`) when a user not yet present would exceed its `maxUsers`.
    */
   present(
     user: CurrentUser,

@@ -11,6 +11,7 @@ import {
   type HandlerResponse,
   type UpdateOptions,
 } from '../src/core/http-handlers.js';
+import { InvalidAccess } from '../src/core/errors.js';
 import { PresenceCore } from '../src/core/presence.js';
 import type { ChannelConfigInput, CurrentUser } from '../src/core/types.js';
 import {
@@ -65,6 +66,7 @@ const CONFIGS: Record<string, ChannelConfigInput | null> = {
   count: { public: true, countOnly: true },
   nobody: {},
   missing: null,
+  small: { public: true, maxUsers: 1 },
 };
 
 function encode(key: string, values: readonly string[]): string {
@@ -493,6 +495,53 @@ for (const [storeName, createBackend] of backends) {
           'entered then left in the same request',
         );
         assert.equal(await core.count('/users/x', ann), 0);
+      });
+
+      it('answers false for a full channel and says why in _reasons; members still pass', async () => {
+        const update = (
+          user: CurrentUser,
+          clientId: string,
+          present: string[],
+        ) =>
+          handleUpdate(
+            core,
+            { client_id: clientId, present_channels: present },
+            user,
+            noLimit,
+          ).then(wire);
+        assert.deepEqual((await update(ann, 'tab', ['/small/x'])).body, {
+          '/small/x': true,
+        });
+        assert.deepEqual(
+          await update(bob, 'tab', ['/small/x', '/missing/x', '/public/x']),
+          {
+            status: 200,
+            body: {
+              '/small/x': false,
+              '/missing/x': false,
+              '/public/x': true,
+              _reasons: { '/small/x': 'full' },
+            },
+          },
+        );
+        assert.deepEqual(
+          (await update(ann, 'tab', ['/small/x'])).body,
+          { '/small/x': true },
+          'a heartbeat of a member',
+        );
+        assert.deepEqual(
+          (await update(ann, 'tab-2', ['/small/x'])).body,
+          { '/small/x': true },
+          'another tab of a member',
+        );
+        await assert.rejects(core.present(bob, '/small/x', 'tab'), {
+          name: 'ChannelFull',
+        });
+        await assert.rejects(
+          core.present(carl, '/small/x', 'tab'),
+          InvalidAccess,
+        );
+        assert.equal(await core.count('/small/x', ann), 1);
       });
 
       it('answers 400 for a missing, blank, long or non-string client_id', async () => {

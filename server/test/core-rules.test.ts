@@ -175,6 +175,18 @@ describe('channel config normalisation', () => {
     );
   });
 
+  it('keeps a positive integer maxUsers and leaves it out when absent or null', () => {
+    assert.equal(normalizeChannelConfig({ maxUsers: 5 }).maxUsers, 5);
+    assert.equal(
+      'maxUsers' in normalizeChannelConfig({ maxUsers: null }),
+      false,
+    );
+    assert.throws(
+      () => normalizeChannelConfig({ maxUsers: 0 }),
+      /`maxUsers` must be a positive integer .*got 0/,
+    );
+  });
+
   it('rejects anything that is not a well-typed config', () => {
     const invalid: unknown[] = [
       undefined,
@@ -188,6 +200,11 @@ describe('channel config normalisation', () => {
       { timeout: NaN },
       { timeout: '60' },
       { timeout: 86_401 },
+      { maxUsers: 0 },
+      { maxUsers: -1 },
+      { maxUsers: 2.5 },
+      { maxUsers: '10' },
+      { maxUsers: Infinity },
       { public: 'yes' },
       { countOnly: 1 },
       { allowedUserIds: 1 },

@@ -12,8 +12,9 @@ describe('Lua script replies', () => {
   it('passes every reply shape the scripts document through unchanged', () => {
     const user = JSON.stringify({ id: 1 });
     const replies = [
-      ['present', [1, '{"message_id":1}', null]],
-      ['present', [0, null, String(T)]],
+      ['present', [1, '{"message_id":1}', null, 0]],
+      ['present', [0, null, String(T), 0]],
+      ['present', [0, null, null, 1]],
       ['leave', [0, null]],
       ['sweep', [2, null, '{"message_id":2}']],
       ['state', [0, 0]],
@@ -33,9 +34,9 @@ describe('Lua script replies', () => {
     const malformed = [
       [
         'present',
-        [2, null, null],
+        [2, null, null, 0],
         'server/lua/presence-present.lua answered an unexpected reply: element 0: 2 is not 0 or 1 ' +
-          '(expected an array [0 or 1, a string or nil, a string or nil])',
+          '(expected an array [0 or 1, a string or nil, a string or nil, 0 or 1])',
       ],
       [
         'leave',

@@ -37,19 +37,20 @@ runStoreContract(
   ),
 );
 
-describe('RedisStore on one Redis', () => {
-  async function withStore(
-    run: (store: RedisStore) => Promise<void>,
-  ): Promise<void> {
-    const store = new RedisStore(shared, { keyPrefix: randomKeyPrefix() });
-    try {
-      await run(store);
-    } finally {
-      await store.close();
-      await deleteKeys(shared, store.keys.pattern());
-    }
+/** Runs `run` on a RedisStore with a key prefix of its own, deleted afterwards. */
+async function withStore(
+  run: (store: RedisStore) => Promise<void>,
+): Promise<void> {
+  const store = new RedisStore(shared, { keyPrefix: randomKeyPrefix() });
+  try {
+    await run(store);
+  } finally {
+    await store.close();
+    await deleteKeys(shared, store.keys.pattern());
   }
+}
 
+describe('RedisStore on one Redis', () => {
   it("keeps an emptied channel's rules and backlog only emptyChannelTtlMs; an enter restores the long TTLs", async () => {
     const store = new RedisStore(shared, {
       keyPrefix: randomKeyPrefix(),
@@ -335,6 +336,113 @@ describe('RedisStore on one Redis', () => {
       /backlogSize/,
     );
   });
+});
+
+describe('RedisStore.admitUpdate (rate limit + channel claims in one script)', () => {
+  const RATE = { windowMs: 10_000, limit: 2 };
+  const claims = (present: string[], leaving: string[] = [], cap = 2) => ({
+    present,
+    leaving,
+    cap,
+    untilMs: T + 120_000,
+  });
+
+  it('counts like hit and claims like claimChannels, one window per user shared by every process', async () => {
+    const prefix = randomKeyPrefix();
+    const a = new RedisStore(shared, { keyPrefix: prefix });
+    const other = new Redis(REDIS_URL, FAIL_FAST);
+    const b = new RedisStore(other, { keyPrefix: prefix });
+    try {
+      /** One update of user 7 through `store` at `at`, and what it should answer. */
+      const admit = async (
+        store: RedisStore,
+        at: number,
+        [present, leaving]: [string[], string[]],
+        rate: { allowed: boolean; count: number; resetMs: number },
+        refused: string[],
+      ): Promise<void> =>
+        assert.deepEqual(
+          await store.admitUpdate(
+            7,
+            { rate: RATE, claims: claims(present, leaving) },
+            at,
+          ),
+          { rate, refused },
+        );
+      const held = async (): Promise<string[]> =>
+        (await shared.zrange(a.keys.userChannels(7), '0', '-1')).sort();
+      await admit(
+        a,
+        T,
+        [['/a/1', '/a/2', '/a/3'], []],
+        { allowed: true, count: 1, resetMs: 10_000 },
+        ['/a/3'],
+      );
+      // Another process: the same window and the same claims.
+      await admit(
+        b,
+        T + 4000,
+        [['/a/3'], ['/a/1']],
+        { allowed: true, count: 2, resetMs: 6000 },
+        [],
+      );
+      assert.deepEqual(await held(), ['/a/2', '/a/3']);
+      await admit(
+        a,
+        T + 5000,
+        [['/a/4'], ['/a/2']],
+        { allowed: false, count: 3, resetMs: 5000 },
+        [],
+      );
+      assert.deepEqual(
+        await held(),
+        ['/a/2', '/a/3'],
+        'past the limit nothing is claimed or freed',
+      );
+      // Another user has a window of their own; the window reopens after windowMs.
+      assert.equal(
+        (await b.admitUpdate(8, { rate: RATE, claims: null }, T + 5000)).rate
+          ?.count,
+        1,
+      );
+      assert.equal(
+        (await b.admitUpdate(7, { rate: RATE, claims: null }, T + 10_000)).rate
+          ?.count,
+        1,
+      );
+      const ttl = await shared.pttl(a.keys.userUpdateRate(7));
+      assert.ok(ttl > 0 && ttl <= 10_000, `rate PTTL ${ttl}`);
+    } finally {
+      await a.close();
+      await b.close();
+      other.disconnect();
+      await deleteKeys(shared, a.keys.pattern());
+    }
+  });
+
+  it('without a limit only claims; checks its arguments', () =>
+    withStore(async (store) => {
+      assert.deepEqual(
+        await store.admitUpdate(
+          9,
+          { rate: null, claims: claims(['/a/1', '/a/2', '/a/3'], [], 1) },
+          T,
+        ),
+        {
+          rate: null,
+          refused: ['/a/2', '/a/3'],
+        },
+      );
+      assert.equal(await shared.exists(store.keys.userUpdateRate(9)), 0);
+      await assert.rejects(
+        store.admitUpdate(1.5, { rate: RATE, claims: null }, T),
+        /userId/,
+      );
+      await assert.rejects(
+        store.admitUpdate(9, { rate: RATE, claims: claims(['']) }, T),
+        /channel/,
+      );
+    }));
 });
 
 describe('Redis keys', () => {

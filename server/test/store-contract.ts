@@ -176,6 +176,13 @@ export function runStoreContract(name: string, makeStore: StoreFactory): void {
     let store: PresenceStore;
     const connect = async (): Promise<PresenceStore> =>
       fixture.connect ? fixture.connect() : store;
+    /** The store and three more connections, as four server processes would have. */
+    const fourPeers = async (): Promise<PresenceStore[]> => [
+      store,
+      await connect(),
+      await connect(),
+      await connect(),
+    ];
 
     beforeEach(async () => {
       fixture = await makeStore();
@@ -725,14 +732,126 @@ export function runStoreContract(name: string, makeStore: StoreFactory): void {
       });
     });
 
+    describe('maxUsers', () => {
+      it('refuses a new user beyond maxUsers without changing anything; members, their tabs and heartbeats always pass', async () => {
+        const enter = (id: number, tab: string, now: number) =>
+          store.present(CHANNEL, user(id), tab, 60_000, PUBLIC, now, 2);
+        assert.equal((await enter(1, 'tab-a', T)).changed, true);
+        assert.equal((await enter(2, 'tab-a', T)).changed, true);
+
+        const refused = await enter(3, 'tab-a', T + 1);
+        assert.deepEqual(refused, {
+          changed: false,
+          message: null,
+          full: true,
+        });
+        assert.deepEqual(await enter(1, 'tab-b', T + 1), {
+          changed: false,
+          message: null,
+        });
+        assert.deepEqual(await enter(2, 'tab-a', T + 2), {
+          changed: false,
+          message: null,
+        });
+        const state = await store.state(CHANNEL, false, T + 2);
+        assert.deepEqual(
+          'users' in state ? state.users.map((u) => u.id) : null,
+          [1, 2],
+        );
+        assert.deepEqual(await store.lastIds([BUS]), { [BUS]: msgId(2) });
+
+        await store.leave(CHANNEL, 2, 'tab-a', PUBLIC, T + 3);
+        assert.equal((await enter(3, 'tab-a', T + 4)).changed, true);
+        assert.equal((await enter(2, 'tab-a', T + 5)).full, true);
+        // A limit does not apply to a present without one, nor to a member: a lower limit never bounces.
+        assert.equal(
+          (
+            await store.present(
+              CHANNEL,
+              user(1),
+              'tab-a',
+              60_000,
+              PUBLIC,
+              T + 6,
+              1,
+            )
+          ).full,
+          undefined,
+        );
+        assert.equal(
+          (
+            await store.present(
+              CHANNEL,
+              user(4),
+              'tab-a',
+              60_000,
+              PUBLIC,
+              T + 6,
+            )
+          ).changed,
+          true,
+        );
+      });
+
+      it('frees the places of swept users', async () => {
+        await store.present(CHANNEL, user(1), 'tab-a', 1000, PUBLIC, T, 1);
+        assert.equal(
+          (await store.present(CHANNEL, user(2), 'tab-a', 1000, PUBLIC, T, 1))
+            .full,
+          true,
+        );
+        await store.sweep(T + 1000);
+        assert.equal(
+          (
+            await store.present(
+              CHANNEL,
+              user(2),
+              'tab-a',
+              1000,
+              PUBLIC,
+              T + 1001,
+              1,
+            )
+          ).changed,
+          true,
+        );
+      });
+
+      it('never exceeds maxUsers when processes race', async () => {
+        const peers = await fourPeers();
+        const results = await Promise.all(
+          Array.from({ length: 20 }, (_, i) =>
+            peers[i % 4]!.present(
+              CHANNEL,
+              user(i + 1),
+              `tab-${i + 1}`,
+              60_000,
+              PUBLIC,
+              T,
+              3,
+            ),
+          ),
+        );
+        assert.equal(results.filter((r) => r.changed).length, 3);
+        assert.equal(results.filter((r) => r.full).length, 17);
+        assert.equal((await store.state(CHANNEL, false, T + 1)).count, 3);
+        assert.deepEqual(await store.lastIds([BUS]), { [BUS]: msgId(3) });
+      });
+
+      it('rejects a maxUsers that is not a positive integer', async () => {
+        for (const bad of [0, -1, 1.5, Number.NaN, '2']) {
+          const max = bad as number;
+          await assert.rejects(
+            store.present(CHANNEL, user(1), 'tab', 1000, PUBLIC, T, max),
+            /maxUsers/,
+          );
+        }
+      });
+    });
+
     describe('ordering and atomicity', () => {
       it('50 concurrent enters and leaves from parallel connections give gapless ids and a state equal to their replay', async () => {
-        const peers = [
-          store,
-          await connect(),
-          await connect(),
-          await connect(),
-        ];
+        const peers = await fourPeers();
         const recorder = await Recorder.start(store, [BUS]);
         for (let id = 1; id <= 25; id++)
           await store.present(

@@ -31,6 +31,7 @@ export interface ParityConfig {
   allowedGroupIds?: number[];
   countOnly?: boolean;
   timeout?: number;
+  maxUsers?: number;
 }
 
 /** An HTTP answer, reduced to what clients observe. */
@@ -451,6 +452,48 @@ export const scenarios: ParityScenario[] = [
     },
     expected: {
       '/site/online': { users: [pub(ann)], count: 1, last_message_id: 1 },
+    },
+  },
+  {
+    name: 'a full channel refuses a new user with the reason "full", never a present member or their tabs',
+    setup: {
+      channels: { '/room/1': { public: true, maxUsers: 2 } },
+    },
+    async run(d) {
+      await d.update(update('a1', ['/room/1']), ann);
+      await d.update(update('b1', ['/room/1']), bob);
+      const refused = await d.update(update('e1', ['/room/1']), eve);
+      const heartbeat = await d.update(update('a1', ['/room/1']), ann);
+      const secondTab = await d.update(update('a2', ['/room/1']), ann);
+      const full = (await d.get('channels[]=/room/1', null)).body;
+      await d.update(update('b1', [], ['/room/1']), bob);
+      const afterLeave = await d.update(update('e1', ['/room/1']), eve);
+      const bus = await d.poll('watcher', { '/presence/room/1': 0 }, null);
+      return {
+        refused,
+        heartbeat: heartbeat.body,
+        secondTab: secondTab.body,
+        full,
+        afterLeave: afterLeave.body,
+        ids: messages(bus).map((m) => m.message_id),
+      };
+    },
+    expected: {
+      refused: {
+        status: 200,
+        body: { '/room/1': false, _reasons: { '/room/1': 'full' } },
+      },
+      heartbeat: { '/room/1': true },
+      secondTab: { '/room/1': true },
+      full: {
+        '/room/1': {
+          users: [pub(ann), pub(bob)],
+          count: 2,
+          last_message_id: 2,
+        },
+      },
+      afterLeave: { '/room/1': true },
+      ids: [1, 2, 3, 4],
     },
   },
   {

@@ -24,6 +24,7 @@ const CONFIG_KEYS = [
   'allowedGroupIds',
   'countOnly',
   'timeout',
+  'maxUsers',
 ] as const;
 
 /** A prefix callback returned something that is neither `null` nor a valid config. */
@@ -116,11 +117,26 @@ export function normalizeChannelConfig(input: unknown): ChannelConfig {
     }
     timeout = value;
   }
-  return {
+  const config: ChannelConfig = {
     public: optionalBoolean(record, 'public'),
     allowedUserIds: optionalIdList(record, 'allowedUserIds'),
     allowedGroupIds: optionalIdList(record, 'allowedGroupIds'),
     countOnly: optionalBoolean(record, 'countOnly'),
     timeout,
   };
+  const maxUsers = optionalMaxUsers(record);
+  if (maxUsers !== null) config.maxUsers = maxUsers;
+  return config;
+}
+
+/** `maxUsers`: absent/null (no limit) or a positive safe integer; anything else is a config error. */
+function optionalMaxUsers(input: Record<string, unknown>): number | null {
+  const value = input['maxUsers'];
+  if (value === undefined || value === null) return null;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
+    throw new ChannelConfigError(
+      `\`maxUsers\` must be a positive integer (the most distinct users present at once), got ${describe(value)}`,
+    );
+  }
+  return value;
 }

@@ -129,6 +129,22 @@ export class InvalidAccess extends HttpError {
 }
 
 /**
+ * Thrown by the server-side API when a user who may enter a channel is refused because it already holds
+ * its `maxUsers` distinct users. An {@link InvalidAccess} (code callers that treat every refusal alike
+ * keep working); `POST /presence/update` answers `false` for the channel with the reason `"full"`
+ * (docs/protocol.md §4).
+ */
+export class ChannelFull extends InvalidAccess {
+  /** The reason `POST /presence/update` reports for the channel. */
+  readonly reason = 'full';
+
+  constructor(message = 'This channel is full.') {
+    super(message);
+    this.name = 'ChannelFull';
+  }
+}
+
+/**
  * Errors thrown by body parsers and similar middleware (Express's `body-parser`, `http-errors`) carry a
  * 4xx `status` and `expose: true`; their message is safe to show and their status is right.
  */

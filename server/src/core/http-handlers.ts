@@ -1,7 +1,13 @@
 import { isValidChannelName } from './channel-name.js';
 import { invalidClientIdError, isValidClientId } from './client-id.js';
-import { HttpError, InvalidAccess, toErrorResponse } from './errors.js';
+import {
+  ChannelFull,
+  HttpError,
+  InvalidAccess,
+  toErrorResponse,
+} from './errors.js';
 import { setOwn, type PresenceCore } from './presence.js';
+import type { RateLimitResult, UpdateAdmission } from './store.js';
 import type { CurrentUser } from './types.js';
 
 /**
@@ -61,6 +67,12 @@ export function checkRateLimit(
   }
   return { limit, windowMs };
 }
+
+/**
+ * The key of `POST /presence/update`'s answer that maps a refused (`false`) channel to why, when the reason
+ * is one a client may show (docs/protocol.md §4): today only `"full"`.
+ */
+export const UPDATE_REASONS_KEY = '_reasons';
 
 /** A transport-independent response. */
 export interface HandlerResponse {
@@ -239,7 +251,9 @@ export function handleGet(
  * user (429 `rate_limit` with `Retry-After`). Body: `client_id` (non-blank, ≤ 64 chars) and optional
  * `present_channels[]` / `leave_channels[]` (≤ 50 each). All presents are applied, then all leaves; the
  * response maps each present channel to `true`, or `false` when it does not exist or the user may not
- * enter it. Leaves never appear in the response and never fail.
+ * enter it. A channel refused because it is full (`maxUsers`) is `false` too, and also listed in
+ * `"_reasons": {"<name>": "full"}` ({@link UPDATE_REASONS_KEY}; absent when there is none). Leaves never
+ * appear in the response and never fail.
  *
  * CSRF protection is the transport's job and must run before this.
  */
@@ -251,16 +265,25 @@ export function handleUpdate(
 ): Promise<HandlerResponse> {
   return respond(async () => {
     if (!user) throw HttpError.notLoggedIn();
-    await enforceRateLimit(core, user, options.rateLimit);
+    const rate =
+      options.rateLimit === false ? null : checkRateLimit(options.rateLimit);
 
-    const params = asRecord(body);
-    const clientId = own(params, 'client_id');
-    if (!isValidClientId(clientId)) throw invalidClientIdError();
-    const presentNames = readList(params, 'present_channels') ?? [];
-    const leaveNames = readList(params, 'leave_channels') ?? [];
+    let update: ReturnType<typeof readUpdate>;
+    try {
+      update = readUpdate(body);
+    } catch (err) {
+      // An invalid update still counts against the limit, and past it answers 429 rather than 400.
+      if (rate)
+        await admitUpdate(core, user, [], [], rate, {
+          ...options,
+          maxChannelsPerUser: false,
+        });
+      throw err;
+    }
+    const { clientId, presentNames, leaveNames } = update;
 
     const refused = new Set(
-      await claimChannels(core, user, presentNames, leaveNames, options),
+      await admitUpdate(core, user, presentNames, leaveNames, rate, options),
     );
     const presents = await Promise.allSettled(
       presentNames.map((name) =>
@@ -269,19 +292,20 @@ export function handleUpdate(
           : core.present(user, name, clientId),
       ),
     );
-    const response: Record<string, boolean> = {};
+    const response: Record<string, boolean | Record<string, string>> = {};
+    const reasons: Record<string, string> = {};
     presents.forEach((outcome, index) => {
-      if (
-        outcome.status === 'rejected' &&
-        !(outcome.reason instanceof InvalidAccess)
-      )
-        throw outcome.reason;
-      setOwn(
-        response,
-        presentNames[index] as string,
-        outcome.status === 'fulfilled',
-      );
+      const name = presentNames[index] as string;
+      if (outcome.status === 'rejected') {
+        if (!(outcome.reason instanceof InvalidAccess)) throw outcome.reason;
+        if (outcome.reason instanceof ChannelFull)
+          setOwn(reasons, name, outcome.reason.reason);
+      }
+      setOwn(response, name, outcome.status === 'fulfilled');
     });
+    // Channel names start with "/", so this key can never be mistaken for one.
+    if (Object.keys(reasons).length > 0)
+      setOwn(response, UPDATE_REASONS_KEY, reasons);
 
     await Promise.all(
       leaveNames.map((name) => core.leave(user, name, clientId)),
@@ -290,46 +314,98 @@ export function handleUpdate(
   });
 }
 
-/** The present names beyond the user's cap on channels at once (see {@link UpdateOptions}). */
-async function claimChannels(
+/** The body of an update, checked: a client id and the present and leave lists. Throws a 400. */
+function readUpdate(body: unknown): {
+  clientId: string;
+  presentNames: string[];
+  leaveNames: string[];
+} {
+  const params = asRecord(body);
+  const clientId = own(params, 'client_id');
+  if (!isValidClientId(clientId)) throw invalidClientIdError();
+  return {
+    clientId,
+    presentNames: readList(params, 'present_channels') ?? [],
+    leaveNames: readList(params, 'leave_channels') ?? [],
+  };
+}
+
+/**
+ * The update's rate limit (429 past it), then the present names beyond the user's cap on channels at
+ * once (see {@link UpdateOptions}): in one store call when the store can (`admitUpdate`), else a `hit`
+ * then a `claimChannels`, with the same outcome.
+ */
+async function admitUpdate(
   core: PresenceCore,
   user: CurrentUser,
   present: readonly string[],
   leaving: readonly string[],
+  rate: Required<RateLimitOptions> | null,
   options: UpdateOptions,
 ): Promise<string[]> {
+  const { store } = core;
+  if (store.admitUpdate && rate) {
+    const now = Math.floor(core.clock());
+    const claims = channelClaims(present, leaving, options, now);
+    const result = await store.admitUpdate(user.id, { rate, claims }, now);
+    if (result.rate) throwIfLimited(result.rate, rate.limit);
+    return result.refused;
+  }
+  if (rate) await enforceRateLimit(core, user, rate);
+  const now = Math.floor(core.clock());
+  const claims = channelClaims(present, leaving, options, now);
+  if (!claims) return [];
+  return store.claimChannels(
+    user.id,
+    claims.present,
+    claims.leaving,
+    claims.cap,
+    claims.untilMs,
+    now,
+  );
+}
+
+/** What an update claims against the user's cap, or `null` when there is no cap or nothing to claim. */
+function channelClaims(
+  present: readonly string[],
+  leaving: readonly string[],
+  options: UpdateOptions,
+  now: number,
+): NonNullable<UpdateAdmission['claims']> | null {
   const cap = options.maxChannelsPerUser ?? DEFAULT_MAX_CHANNELS_PER_USER;
-  if (cap === false) return [];
+  if (cap === false) return null;
   if (!Number.isSafeInteger(cap) || cap < 1) {
     throw new TypeError(
       `ember-presence: maxChannelsPerUser must be a positive integer or false, got ${String(cap)}`,
     );
   }
-  const now = Math.floor(core.clock());
   // Only names that can be channels take or free a slot; the others answer false anyway.
-  return core.store.claimChannels(
-    user.id,
-    present.filter(isValidChannelName),
-    leaving.filter(isValidChannelName),
+  const claims = {
+    present: present.filter(isValidChannelName),
+    leaving: leaving.filter(isValidChannelName),
     cap,
-    now + CHANNEL_CLAIM_TTL_MS,
-    now,
-  );
+    untilMs: now + CHANNEL_CLAIM_TTL_MS,
+  };
+  return claims.present.length === 0 && claims.leaving.length === 0
+    ? null
+    : claims;
 }
 
 async function enforceRateLimit(
   core: PresenceCore,
   user: CurrentUser,
-  options: UpdateOptions['rateLimit'],
+  { limit, windowMs }: Required<RateLimitOptions>,
 ): Promise<void> {
-  if (options === false) return;
-  const { limit, windowMs } = checkRateLimit(options);
   const result = await core.store.hit(
     `presence-update:${user.id}`,
     windowMs,
     Math.floor(core.clock()),
     limit,
   );
+  throwIfLimited(result, limit);
+}
+
+function throwIfLimited(result: RateLimitResult, limit: number): void {
   if (!result.allowed || result.count > limit)
     throw HttpError.rateLimited(result.resetMs / 1000);
 }

@@ -133,19 +133,34 @@ export class MemoryStore implements PresenceStore {
     timeoutMs: number,
     rules: PublishRules,
     now: number,
+    maxUsers?: number | null,
   ): Promise<PresenceResult> {
     this.#assertOpen();
-    const { user: member, rules: checkedRules } = checkStoreCall.present(
+    const {
+      user: member,
+      rules: checkedRules,
+      maxUsers: limit,
+    } = checkStoreCall.present(
       channel,
       user,
       clientId,
       timeoutMs,
       rules,
       now,
+      maxUsers,
     );
     this.#advance(now);
 
-    const data = this.#channelData(channel, now) ?? this.#newChannel(channel);
+    const stored = this.#channelData(channel, now);
+    // Full: a new user is refused before anything is touched; present members always get through.
+    if (
+      limit !== null &&
+      stored &&
+      !stored.members.has(member.id) &&
+      stored.members.size >= limit
+    )
+      return { changed: false, message: null, full: true };
+    const data = stored ?? this.#newChannel(channel);
     data.rules = checkedRules;
     this.#touchChannel(channel, data, now);
     this.#touchBacklog(presenceBusChannel(channel), now);

@@ -9,7 +9,7 @@ import { ChannelRegistry, type PrefixCallback } from './channel-registry.js';
 import { isValidChannelName } from './channel-name.js';
 import { invalidClientIdError, isValidClientId } from './client-id.js';
 import { DEFAULT_CONFIG_TTL_MS } from './config.js';
-import { InvalidAccess } from './errors.js';
+import { ChannelFull, InvalidAccess } from './errors.js';
 import { consoleLogger, type Logger } from './logger.js';
 import { publishHostMessage } from './message-bus/publish.js';
 import { PRESENCE_BUS_PREFIX } from './message-bus/wire.js';
@@ -183,8 +183,9 @@ export class PresenceCore {
    * Marks `clientId` of `user` present in channel `name` until now + the channel's timeout. The user's
    * first client publishes `entering_users` (or `count_delta: 1`); repeating it is a heartbeat that only
    * extends the expiry. Rejects with {@link InvalidAccess} when the channel does not exist or the user may
-   * not enter it (the two are deliberately the same error), and with a 400 `HttpError` for an
-   * invalid client id.
+   * not enter it (the two are deliberately the same error), with {@link ChannelFull} when a user who is
+   * not present yet would exceed the channel's `maxUsers`, and with a 400 `HttpError` for an invalid
+   * client id.
    */
   async present(
     user: CurrentUser,
@@ -195,7 +196,7 @@ export class PresenceCore {
     if (!user) throw new InvalidAccess();
     const config = await this.getConfig(name);
     if (!config || !canEnter(config, user)) throw new InvalidAccess();
-    return this.store.present(
+    const result = await this.store.present(
       name,
       toPresenceUser(user),
       clientId,
@@ -203,7 +204,10 @@ export class PresenceCore {
       Math.max(1, Math.round(config.timeout * 1000)),
       publishRulesFor(config),
       this.#now(),
+      config.maxUsers ?? null,
     );
+    if (result.full) throw new ChannelFull();
+    return result;
   }
 
   /**

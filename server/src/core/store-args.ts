@@ -170,18 +170,23 @@ export const storeArgs = {
  * returns the checked values the store goes on with.
  */
 export const checkStoreCall = {
+  /** `maxUsers` comes back as `null` when there is no limit. */
   present(
-    ...[channel, user, clientId, timeoutMs, rules, now]: Parameters<
+    ...[channel, user, clientId, timeoutMs, rules, now, maxUsers]: Parameters<
       PresenceStore['present']
     >
-  ): { user: PresenceUser; rules: PublishRules } {
+  ): { user: PresenceUser; rules: PublishRules; maxUsers: number | null } {
     storeArgs.name(channel, 'channel');
     const member = storeArgs.user(user);
     storeArgs.name(clientId, 'clientId');
     storeArgs.duration(timeoutMs, 'timeoutMs');
     const checked = storeArgs.rules(rules);
     storeArgs.now(now);
-    return { user: member, rules: checked };
+    const max =
+      maxUsers === undefined || maxUsers === null
+        ? null
+        : positiveInteger(maxUsers, 'maxUsers', 'a positive integer or null');
+    return { user: member, rules: checked, maxUsers: max };
   },
 
   leave(

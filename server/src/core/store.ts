@@ -24,6 +24,11 @@ export interface PresenceResult {
   changed: boolean;
   /** The change message that was published, if any. */
   message: BusMessage | null;
+  /**
+   * Only on a `present` refused because the channel already holds `maxUsers` distinct users (and this
+   * user is not one of them); nothing changed.
+   */
+  full?: true;
 }
 
 /** The outcome of one sweep pass. */
@@ -41,6 +46,27 @@ export interface RateLimitResult {
   count: number;
   /** Milliseconds until the window resets. */
   resetMs: number;
+}
+
+/** What {@link PresenceStore.admitUpdate} does for one update. */
+export interface UpdateAdmission {
+  /** Count the update in the user's fixed window of `windowMs`; `null`: no rate limit. */
+  rate: { windowMs: number; limit: number } | null;
+  /** The channel claims of {@link PresenceStore.claimChannels}; `null`: nothing to claim. */
+  claims: {
+    present: readonly string[];
+    leaving: readonly string[];
+    cap: number;
+    untilMs: number;
+  } | null;
+}
+
+/** The outcome of {@link PresenceStore.admitUpdate}. */
+export interface UpdateAdmissionResult {
+  /** The rate-limit hit (`null` without a limit). */
+  rate: RateLimitResult | null;
+  /** The present names refused by the cap. */
+  refused: string[];
 }
 
 /** A cached prefix-callback result; `config: null` is a cached "not found". */
@@ -73,6 +99,12 @@ export interface PresenceStore {
    * Records `clientId` of `user` as present in `channel` until `now + timeoutMs`. Publishes
    * `{entering_users:[user]}` (or `{count_delta:1}`) when this is the user's first client; a repeated call is
    * a heartbeat that only extends the expiry.
+   *
+   * With `maxUsers`, a user who is not present yet is refused (`{changed: false, message: null, full:
+   * true}`, nothing stored) when the channel already holds `maxUsers` distinct users; the check and the
+   * change are one atomic step, so concurrent calls from many processes never exceed it. Users already
+   * present (another tab, a heartbeat) are never refused. Clients past their expiry count until the sweep
+   * removes them.
    */
   present(
     channel: string,
@@ -81,6 +113,7 @@ export interface PresenceStore {
     timeoutMs: number,
     rules: PublishRules,
     now: number,
+    maxUsers?: number | null,
   ): Promise<PresenceResult>;
 
   /**
@@ -185,6 +218,18 @@ export interface PresenceStore {
     untilMs: number,
     now: number,
   ): Promise<string[]>;
+
+  /**
+   * Optional: {@link hit} on the user's update rate window, then — only when the update is within
+   * `rate.limit` — {@link claimChannels}, as one atomic step (RedisStore: one round trip instead of two).
+   * Over the limit nothing is claimed and `refused` is empty. The window is the user's own, shared by
+   * every process of the store. Stores without it get the two calls from the update handler.
+   */
+  admitUpdate?(
+    userId: number,
+    admission: UpdateAdmission,
+    now: number,
+  ): Promise<UpdateAdmissionResult>;
 
   /** Resolves when the store is reachable; rejects otherwise (used by `/healthz`). */
   ping(): Promise<void>;

@@ -31,6 +31,12 @@ export interface ChannelConfigInput {
   countOnly?: boolean;
   /** Seconds without a "present" before a client is removed. Default 60. */
   timeout?: number;
+  /**
+   * At most this many distinct users present at once (a positive integer). A new user's enter beyond it is
+   * refused as "full"; users already present, their heartbeats and their other tabs never are. Default: no
+   * limit.
+   */
+  maxUsers?: number | null;
 }
 
 /** A normalised channel config (defaults applied, validated). */
@@ -41,6 +47,8 @@ export interface ChannelConfig {
   countOnly: boolean;
   /** Seconds. */
   timeout: number;
+  /** At most this many distinct users present at once; absent when there is no limit. */
+  maxUsers?: number;
 }
 
 /**

@@ -14,6 +14,8 @@
  * ep:sweep|3                             ZSET  presence channel -> due ms (one shard of the sweep index)
  * ep:config|/site/online                 STRING cached config JSON (PX TTL)
  * ep:rate|<key>                          HASH  start, count (PX TTL)
+ * ep:{user|7}|channels                   ZSET  channel -> until ms (the per-user cap's claims)
+ * ep:{user|7}|update-rate                HASH  start, count (PX TTL): user 7's update rate window
  * ```
  *
  * Why it is shaped this way:
@@ -23,6 +25,8 @@
  *   and `}`, so the tag always ends at our own `}` and contains the whole (escaped) name; what follows it
  *   is one of a fixed set of suffixes. Keys without a tag (config, rate) escape the name too, so a name
  *   containing braces cannot create an accidental tag.
+ * - A user's claims and update rate window share the tag `{user|<id>}` (never a bus channel's: those
+ *   start with `/`), so one script admits an update (user-update-admit.lua).
  * - The sweep index is split into shards (each its own key, so its own slot) so no single key sits on
  *   the path of every channel.
  */
@@ -168,9 +172,14 @@ export class RedisKeys {
     return `${this.prefix}config|${escapeKeyPart(channel)}`;
   }
 
-  /** The channels user `userId` is present in, for the per-user cap (its own slot). */
+  /** The channels user `userId` is present in, for the per-user cap (the user's slot). */
   userChannels(userId: number): string {
-    return `${this.prefix}user|${userId}|channels`;
+    return `${this.prefix}{user|${userId}}|channels`;
+  }
+
+  /** The rate window of user `userId`'s updates (the user's slot, with {@link userChannels}). */
+  userUpdateRate(userId: number): string {
+    return `${this.prefix}{user|${userId}}|update-rate`;
   }
 
   /** A rate-limit window. */

@@ -12,6 +12,8 @@ import type {
   PublishRules,
   RateLimitResult,
   SweepResult,
+  UpdateAdmission,
+  UpdateAdmissionResult,
 } from '../core/store.js';
 import type {
   Audience,
@@ -196,15 +198,21 @@ export class RedisStore implements PresenceStore {
     timeoutMs: number,
     rules: PublishRules,
     now: number,
+    maxUsers?: number | null,
   ): Promise<PresenceResult> {
     this.#assertOpen();
-    const { user: member, rules: checked } = checkStoreCall.present(
+    const {
+      user: member,
+      rules: checked,
+      maxUsers: limit,
+    } = checkStoreCall.present(
       channel,
       user,
       clientId,
       timeoutMs,
       rules,
       now,
+      maxUsers,
     );
 
     const entry = this.#channel(channel);
@@ -232,10 +240,13 @@ export class RedisStore implements PresenceStore {
       checked.audience ? '1' : '0',
       checked.audience ? audienceJson(checked.audience) : '',
       entry.busChannelJson,
+      limit === null ? '' : limit,
     ]);
     const [, reply] = await Promise.all([indexFirst, script]);
+    const [changed, messageJson, indexAt, full] = reply;
+    // Refused: nothing was written (the early index entry, if any, is dropped by the sweeper).
+    if (full === 1) return { changed: false, message: null, full: true };
     this.#rememberClient(known, now + timeoutMs);
-    const [changed, messageJson, indexAt] = reply;
 
     if (indexAt !== null) {
       // The due time got earlier while a sweeper may have been re-scoring the entry (its compare-and-set
@@ -473,6 +484,57 @@ export class RedisStore implements PresenceStore {
       [this.keys.userChannels(userId)],
       [now, cap, untilMs, present.length, ...present, ...leaving],
     );
+  }
+
+  async admitUpdate(
+    userId: number,
+    admission: UpdateAdmission,
+    now: number,
+  ): Promise<UpdateAdmissionResult> {
+    this.#assertOpen();
+    const { rate, claims } = admission;
+    storeArgs.id(userId, 'userId');
+    const limit = rate
+      ? checkStoreCall.hit('update', rate.windowMs, now, rate.limit)
+      : undefined;
+    if (claims)
+      checkStoreCall.claimChannels(
+        userId,
+        claims.present,
+        claims.leaving,
+        claims.cap,
+        claims.untilMs,
+        now,
+      );
+    else storeArgs.now(now);
+    const [count, start, ...refused] = await this.#run(
+      'admit',
+      [this.keys.userUpdateRate(userId), this.keys.userChannels(userId)],
+      [
+        now,
+        rate ? rate.windowMs : '',
+        limit ?? '',
+        claims ? claims.cap : '',
+        claims ? claims.untilMs : '',
+        claims ? claims.present.length : 0,
+        ...(claims ? [...claims.present, ...claims.leaving] : []),
+      ],
+    );
+    return {
+      rate:
+        rate && limit !== undefined
+          ? {
+              allowed: count <= limit,
+              count,
+              // Clamped: another process' clock may be a little ahead of ours.
+              resetMs: Math.min(
+                rate.windowMs,
+                Math.max(0, Number(start) + rate.windowMs - now),
+              ),
+            }
+          : null,
+      refused,
+    };
   }
 
   async ping(): Promise<void> {

@@ -102,11 +102,12 @@ const SCRIPTS = {
     file: 'presence-present.lua',
     keys: 7,
     constants: true,
-    // changed, message JSON, indexAt
-    reply: tuple<[0 | 1, string | null, string | null]>([
+    // changed, message JSON, indexAt, full
+    reply: tuple<[0 | 1, string | null, string | null, 0 | 1]>([
       flag,
       textOrNil,
       textOrNil,
+      flag,
     ]),
   },
   leave: {
@@ -164,6 +165,13 @@ const SCRIPTS = {
     keys: 1,
     // the refused names
     reply: tuple<[], string>([], text),
+  },
+  admit: {
+    command: 'emberPresenceAdmit',
+    file: 'user-update-admit.lua',
+    keys: 2,
+    // count, window start, then the refused names
+    reply: tuple<[number, string], string>([integer, text], text),
   },
 } satisfies Record<string, ScriptSpec>;
 

@@ -1,8 +1,13 @@
 import { module, test } from 'qunit';
 import { settled, waitUntil } from '@ember/test-helpers';
 import { setupTest } from 'dummy/tests/helpers';
-import { PresenceChannelNotFound } from 'ember-presence';
+import { PresenceChannelFull, PresenceChannelNotFound } from 'ember-presence';
 import { setupPresenceTest } from '../support/setup';
+
+/** Why a settled promise rejected, or `undefined` when it did not. */
+function rejection(result: PromiseSettledResult<unknown>): unknown {
+  return result.status === 'rejected' ? (result.reason as unknown) : undefined;
+}
 
 module('Unit | Service | presence > enter and leave', function (hooks) {
   setupTest(hooks);
@@ -175,6 +180,52 @@ module('Unit | Service | presence > enter and leave', function (hooks) {
       ctx.server.updates.length,
       1,
       'no heartbeat for a refused channel',
+    );
+  });
+
+  test('an enter refused as full rejects with PresenceChannelFull; other refusals stay PresenceChannelNotFound', async function (assert) {
+    ctx.server.respondNextUpdateWith(200, {
+      '/room/1': false,
+      '/room/2': false,
+      '/room/3': true,
+      _reasons: { '/room/1': 'full', '/room/2': 'something-new' },
+    });
+    const presence = ctx.presence();
+    const full = presence.getChannel('/room/1');
+    const other = presence.getChannel('/room/2');
+    const open = presence.getChannel('/room/3');
+    const [fullResult, otherResult, openResult] = await Promise.allSettled([
+      full.enter(),
+      other.enter(),
+      open.enter({ onlyWhileActive: false }),
+    ]);
+    assert.strictEqual(ctx.server.updates.length, 1, 'one request');
+    const fullError = rejection(fullResult);
+    assert.deepEqual(
+      [
+        fullError instanceof PresenceChannelFull,
+        (fullError as PresenceChannelFull | undefined)?.channelName,
+      ],
+      [true, '/room/1'],
+      'enter rejects with PresenceChannelFull naming the channel',
+    );
+    assert.false(full.present);
+    assert.true(full.error instanceof PresenceChannelFull, 'channel.error');
+    assert.strictEqual(full.error?.name, 'PresenceChannelFull');
+    const otherError = rejection(otherResult);
+    assert.true(
+      otherError instanceof PresenceChannelNotFound,
+      'an unknown reason is still "not found"',
+    );
+    assert.strictEqual(openResult.status, 'fulfilled');
+    assert.true(open.present);
+
+    ctx.clock.tick(30_000);
+    await settled();
+    assert.deepEqual(
+      ctx.server.updates.slice(1).map((update) => update.present),
+      [['/room/3']],
+      'the heartbeat leaves the full channel out',
     );
   });
 

@@ -44,7 +44,15 @@ export function describeMachine(redis: string): Machine {
     }).trim();
   try {
     commit = git('rev-parse', '--short', 'HEAD');
-    dirty = git('status', '--porcelain').length > 0;
+    // Appending to RESULTS.md is what a run does: it does not make the next run's figures another tree's.
+    dirty =
+      git(
+        'status',
+        '--porcelain',
+        '--',
+        ':(top)',
+        ':(exclude,top)bench/RESULTS.md',
+      ).length > 0;
   } catch {
     // Not a git checkout (e.g. an unpacked tarball): the date still identifies the run.
   }

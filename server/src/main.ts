@@ -46,6 +46,8 @@ Options:
   --allowed-origin <url>  another origin allowed to POST updates (repeatable)
   --max-channels-per-user <n>
                           most channels one user may be present in at once (default 100)
+  --max-held-polls <n>    most message-bus long polls this process holds at once (default 1000);
+                          past it polls are answered at once, so clients poll instead of waiting
   --static <dir>          also serve a built Ember app from <dir> (SPA fallback to index.html)
   --trust-proxy <value>   believe X-Forwarded-* headers from these peers: loopback, a subnet
                           (10.0.0.0/8), or a hop count (default: none; set it when a proxy that
@@ -68,6 +70,7 @@ const OPTIONS = {
   'jwt-allow-no-exp': { type: 'boolean' },
   'trust-proxy': { type: 'string' },
   'max-channels-per-user': { type: 'string' },
+  'max-held-polls': { type: 'string' },
   demo: { type: 'boolean' },
   'allowed-origin': { type: 'string', multiple: true },
   static: { type: 'string' },
@@ -168,6 +171,14 @@ async function main(): Promise<void> {
           maxChannelsPerUser: parsePositive(
             values['max-channels-per-user'],
             '--max-channels-per-user',
+          ),
+        }
+      : {}),
+    ...(values['max-held-polls'] !== undefined
+      ? {
+          maxHeldPolls: parsePositive(
+            values['max-held-polls'],
+            '--max-held-polls',
           ),
         }
       : {}),

@@ -59,6 +59,7 @@ describe('ember-presence-server', () => {
         /--redis-key-prefix must not contain braces/,
       ],
       [['--trust-proxy', 'true'], /--trust-proxy must be a hop count/],
+      [['--max-held-polls', '0'], /--max-held-polls/],
     ];
     for (const [args, error] of cases) {
       const { code, stderr } = await runCli(args);
@@ -236,6 +237,24 @@ describe('ember-presence-server', () => {
     assert.match(body, /^\[\]\r\n\|\r\n/);
     assert.ok(Date.now() - started < 5000, 'graceful shutdown is quick');
     assert.ok(server.lines.some((l) => l.includes('"msg":"stopped"')));
+  });
+
+  it('--max-held-polls: past the cap a poll is answered at once instead of held', async () => {
+    const server = await start(['--demo', '--max-held-polls', '1']);
+    const poll = (clientId: string, headers: Record<string, string>) =>
+      fetch(`${server.url}/message-bus/${clientId}/poll`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', ...headers },
+        body: JSON.stringify({ '/presence/site/online': null }),
+        signal: AbortSignal.timeout(5000),
+      });
+    // A streamed poll's headers arrive once it is held: the one slot is taken.
+    const held = await poll('cli-first', {});
+    assert.equal(held.status, 200);
+    const second = await poll('cli-second', { 'Dont-Chunk': 'true' });
+    assert.equal(second.status, 200);
+    assert.deepEqual(await second.json(), [], 'answered at once, not held');
+    await held.body?.cancel();
   });
 
   it('--redis-url: runs on Redis, answers /healthz, closes the connection and exits 0 on SIGINT', async () => {

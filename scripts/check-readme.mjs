@@ -53,44 +53,35 @@ const exported = parse('addon-test-support/index.ts')
   .statements.filter(ts.isExportDeclaration)
   .flatMap((declaration) => declaration.exportClause?.elements ?? [])
   .map((element) => element.name.text);
-const options = parse('addon-test-support/-private/fake-server.ts')
-  .statements.filter(
-    (node) =>
-      ts.isInterfaceDeclaration(node) && node.name.text === 'FakeServerOptions',
-  )
-  .flatMap((node) => node.members)
-  .map((member) => member.name.text);
-if (exported.length < 10 || options.length < 4)
-  failures.push(
-    'could not read the test-support exports or the setupPresence options',
-  );
-for (const name of exported) {
-  if (!new RegExp(`\\b${name}\\b`).test(testing))
-    failures.push(
-      `the Testing section does not name the test-support export \`${name}\``,
-    );
-}
-const configuration = section('### Configuration');
-const configKeys = parse('addon/-private/config.ts')
-  .statements.filter(
-    (node) =>
-      ts.isInterfaceDeclaration(node) && node.name.text === 'PresenceConfig',
-  )
-  .flatMap((node) => node.members)
-  .map((member) => member.name.text);
-if (configKeys.length < 10) failures.push('could not read PresenceConfig');
-for (const name of configKeys) {
-  if (!new RegExp(`\\b${name}:`).test(configuration))
-    failures.push(
-      `the Configuration section does not show the option \`${name}\``,
-    );
-}
-for (const name of options) {
-  if (!new RegExp(`\\b${name}\\b`).test(testing))
-    failures.push(
-      `the Testing section does not name the setupPresence option \`${name}\``,
-    );
-}
+const options = members(
+  'addon-test-support/-private/fake-server.ts',
+  'FakeServerOptions',
+);
+const configKeys = members('addon/-private/config.ts', 'PresenceConfig');
+requireNames(
+  exported,
+  10,
+  testing,
+  (n) => `\\b${n}\\b`,
+  'the Testing section',
+  'test-support export',
+);
+requireNames(
+  options,
+  4,
+  testing,
+  (n) => `\\b${n}\\b`,
+  'the Testing section',
+  'setupPresence option',
+);
+requireNames(
+  configKeys,
+  10,
+  section('### Configuration'),
+  (n) => `\\b${n}:`,
+  'the Configuration section',
+  'option',
+);
 
 for (const failure of failures) console.error(`README.md: ${failure}`);
 if (!failures.length)
@@ -110,4 +101,23 @@ function section(heading) {
   const body = start + heading.length + 2;
   const next = new RegExp(`\\n#{1,${level}} `).exec(readme.slice(body));
   return readme.slice(start, next ? body + next.index : undefined);
+}
+
+/** The member names of interface `name` in `path`. */
+function members(path, name) {
+  return parse(path)
+    .statements.filter(
+      (node) => ts.isInterfaceDeclaration(node) && node.name.text === name,
+    )
+    .flatMap((node) => node.members)
+    .map((member) => member.name.text);
+}
+
+/** Fails for each of `names` that `text` (a README section) does not show; `least` guards a bad parse. */
+function requireNames(names, least, text, pattern, where, kind) {
+  if (names.length < least) failures.push(`could not read the ${kind}s`);
+  for (const name of names) {
+    if (!new RegExp(pattern(name)).test(text))
+      failures.push(`${where} does not name the ${kind} \`${name}\``);
+  }
 }

@@ -59,7 +59,10 @@ describe('ember-presence-server', () => {
         /--redis-key-prefix must not contain braces/,
       ],
       [['--trust-proxy', 'true'], /--trust-proxy must be a hop count/],
-      [['--max-held-polls', '0'], /--max-held-polls/],
+      [
+        ['--max-held-polls', '0'],
+        /--max-held-polls must be a positive integer/,
+      ],
     ];
     for (const [args, error] of cases) {
       const { code, stderr } = await runCli(args);

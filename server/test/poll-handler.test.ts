@@ -286,6 +286,25 @@ describe('poll handler: long polls on a fake clock', () => {
     assert.deepEqual(await outcome(second), [1]);
   });
 
+  it('another peer naming the same client id neither evicts nor silences its held poll', async () => {
+    const { handler, publish } = setup();
+    const victim = await handler.handle(
+      request('c', { '/chat': null }, { seq: 1, address: '192.0.2.1' }),
+    );
+    const attacker = await handler.handle(
+      request(
+        'c',
+        { '/chat': null },
+        { seq: Number.MAX_SAFE_INTEGER, address: '198.51.100.7' },
+      ),
+    );
+    assert.equal(await outcome(victim), 'pending', 'still held');
+    assert.equal(await outcome(attacker), 'pending');
+    assert.equal(handler.stats().heldPolls, 2);
+    await publish(1);
+    assert.deepEqual(await outcome(victim), [1], 'and still answered');
+  });
+
   it('an older poll (lower __seq) is answered [] at once and leaves the newer held one alone', async () => {
     const { handler } = setup();
     const newer = await handler.handle(

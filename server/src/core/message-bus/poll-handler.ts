@@ -222,11 +222,11 @@ export class PollHandler {
       filter: options.filter ?? ((messages) => messages),
       pendingTimers: 0,
       add(poll) {
-        held.set(poll.clientId, poll);
+        held.set(poll.slot, poll);
         perPeer.set(poll.peer, (perPeer.get(poll.peer) ?? 0) + 1);
       },
       remove(poll) {
-        if (held.get(poll.clientId) === poll) held.delete(poll.clientId);
+        if (held.get(poll.slot) === poll) held.delete(poll.slot);
         const count = (perPeer.get(poll.peer) ?? 1) - 1;
         if (count > 0) perPeer.set(poll.peer, count);
         else perPeer.delete(poll.peer);
@@ -314,8 +314,11 @@ export class PollHandler {
     const chunked =
       !dlp && (request.header('dont-chunk') ?? '').toLowerCase() !== 'true';
 
+    // Polls replace each other (`__seq`) only within one peer: a client id is no secret (it is in every
+    // poll URL), and another peer naming it must not silence or evict the real client's poll.
+    const slot = heldSlot(peer, clientId);
     // A stale poll (the held one is newer): answer it empty at once, leave the newer one alone.
-    const previous = this.#held.get(clientId);
+    const previous = this.#held.get(slot);
     if (previous && previous.seq > poll.seq) return json([]);
     previous?.finish('replaced');
 
@@ -334,11 +337,11 @@ export class PollHandler {
     if (
       request.signal?.aborted ||
       result.truncated ||
-      !this.#shouldHold(poll, dlp, chunked, ready, clientId, peer)
+      !this.#shouldHold(poll, dlp, chunked, ready, slot, peer)
     ) {
       return json(ready);
     }
-    this.#held.get(clientId)?.finish('replaced');
+    this.#held.get(slot)?.finish('replaced');
     const held = new HeldPoll(
       this.#context,
       clientId,
@@ -357,18 +360,17 @@ export class PollHandler {
     dlp: boolean,
     chunked: boolean,
     ready: WireMessage[],
-    clientId: string,
+    slot: string,
     peer: string,
   ): boolean {
     if (dlp || this.#closing || request.positions.length === 0) return false;
     // A long poll with something to say answers now; a stream sends it as its first chunk and stays open.
     if (!chunked && ready.length > 0) return false;
-    const current = this.#held.get(clientId);
+    const current = this.#held.get(slot);
     // Another poll of this client arrived while this one read the backlog, and it is newer: this one is stale.
     if (current && current.seq > request.seq) return false;
     const others = this.#held.size - (current ? 1 : 0);
-    const mine =
-      (this.#perPeer.get(peer) ?? 0) - (current?.peer === peer ? 1 : 0);
+    const mine = (this.#perPeer.get(peer) ?? 0) - (current ? 1 : 0);
     return others < this.#maxHeldPolls && mine < this.#maxHeldPollsPerPeer;
   }
 
@@ -393,6 +395,11 @@ interface HoldContext {
   remove(poll: HeldPoll): void;
 }
 
+/** Where a held poll is kept: one slot per client id within a peer. */
+function heldSlot(peer: string, clientId: string): string {
+  return `${peer}\n${clientId}`;
+}
+
 type FinishReason = 'timeout' | 'replaced' | 'closing' | 'aborted' | 'failed';
 
 /** One held poll: a long poll (one answer) or a stream (chunks until the timeout). */
@@ -401,6 +408,7 @@ class HeldPoll {
   readonly seq: number;
   readonly chunked: boolean;
   readonly peer: string;
+  readonly slot: string;
   readonly answer: HeldPollAnswer | PollStream;
   readonly #context: HoldContext;
   readonly #signal: AbortSignal | undefined;
@@ -423,6 +431,7 @@ class HeldPoll {
     this.seq = seq;
     this.chunked = chunked;
     this.peer = peer;
+    this.slot = heldSlot(peer, clientId);
     this.#signal = signal;
     if (chunked) {
       const stream = new ChunkStream();

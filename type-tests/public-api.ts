@@ -162,12 +162,7 @@ pin<
     (active: boolean, options?: { awayForMs?: number }) => Promise<void>
   >
 >();
-pin<
-  Equals<
-    FakeEndpoint,
-    '/presence/get' | '/presence/update' | '/message-bus/poll'
-  >
->();
+pin<Equals<FakeEndpoint, '/presence/get' | '/presence/update'>>();
 pin<
   Equals<
     typeof failNextRequest,

@@ -59,20 +59,26 @@ export interface FakeServerOptions {
   throttleMs?: number;
 }
 
-/** The endpoints `failNextRequest` and `holdNextRequest` act on. */
-export type FakeEndpoint =
-  '/presence/get' | '/presence/update' | '/message-bus/poll';
+/**
+ * The endpoints `failNextRequest` and `holdNextRequest` act on. Not the message-bus poll: under
+ * `setupPresence` the app follows change messages in-process, without polling (lose or forge a message
+ * with `dropNextMessage` and `deliverMessage` instead).
+ */
+export type FakeEndpoint = '/presence/get' | '/presence/update';
 
 const ENDPOINTS: readonly FakeEndpoint[] = [
   '/presence/get',
   '/presence/update',
-  '/message-bus/poll',
 ];
 
 function checkEndpoint(endpoint: string, helper: string): void {
   if (!ENDPOINTS.includes(endpoint as FakeEndpoint)) {
+    const why =
+      endpoint === '/message-bus/poll'
+        ? ' The app follows change messages in-process under setupPresence and never polls: use dropNextMessage() or deliverMessage() to lose or forge a message.'
+        : '';
     throw new Error(
-      `ember-presence/test-support: ${helper}() takes one of ${ENDPOINTS.map((e) => `'${e}'`).join(', ')}, got ${JSON.stringify(endpoint)}.`,
+      `ember-presence/test-support: ${helper}() takes one of ${ENDPOINTS.map((e) => `'${e}'`).join(', ')}, got ${JSON.stringify(endpoint)}.${why}`,
     );
   }
 }
@@ -157,7 +163,10 @@ export class FakePresenceServer {
   /** Every request answered, oldest first. */
   readonly requests: FakeRequest[] = [];
 
-  /** Message-bus polls the fake holds right now (long polls waiting for a message). */
+  /**
+   * HTTP message-bus polls the fake holds right now (long polls waiting for a message), from a page that
+   * polls it over HTTP. Under `setupPresence` the app follows messages in-process: always 0 there.
+   */
   get heldPolls(): number {
     return this.#polls.stats().heldPolls;
   }
@@ -322,7 +331,7 @@ export class FakePresenceServer {
     data: unknown,
     options: { messageId?: number } = {},
   ): Promise<void> {
-    const bus = `/presence${name}`;
+    const bus = presenceBusChannel(name);
     const messageId =
       options.messageId ?? ((await this.store.lastIds([bus]))[bus] ?? 0) + 1;
     for (const onMessage of [...(this.#followers.get(bus) ?? [])])
@@ -475,14 +484,14 @@ export class FakePresenceServer {
     const server = this;
     const answer =
       (
-        endpoint: FakeEndpoint,
+        endpoint: FakeEndpoint | '/message-bus/poll',
         run: (request: PretenderRequest) => Promise<HandlerResponse>,
       ): ResponseHandler =>
       async (raw) => {
         const request = raw as PretenderRequest;
-        const gate = server.#holds.get(endpoint)?.shift();
+        const gate = server.#holds.get(endpoint as FakeEndpoint)?.shift();
         if (gate) await gate;
-        const failure = server.#failures.get(endpoint)?.shift();
+        const failure = server.#failures.get(endpoint as FakeEndpoint)?.shift();
         let result: HandlerResponse;
         if (failure) {
           result = {

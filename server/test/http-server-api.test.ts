@@ -357,6 +357,14 @@ describe('options', () => {
       () => createPresenceServer(testOptions({ rateLimit: { windowMs: -1 } })),
       /rateLimit\.windowMs/,
     );
+    // The old name of the count: refused, never silently replaced by the default.
+    assert.throws(
+      () =>
+        createPresenceServer(
+          testOptions({ rateLimit: { max: 5 } as { limit?: number } }),
+        ),
+      /rename `max` to `limit`/,
+    );
     // The core handler only takes whole milliseconds: a fraction must fail here, not on every update.
     assert.throws(
       () => createPresenceServer(testOptions({ rateLimit: { windowMs: 1.5 } })),

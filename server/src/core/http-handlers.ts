@@ -53,6 +53,12 @@ export const DEFAULT_UPDATE_RATE_LIMIT: Readonly<Required<RateLimitOptions>> =
 export function checkRateLimit(
   options: RateLimitOptions = {},
 ): Required<RateLimitOptions> {
+  if ('max' in options) {
+    // The count was called `max` before 0.1.0: refuse it rather than silently apply the default.
+    throw new TypeError(
+      'ember-presence: rateLimit takes { limit, windowMs }; rename `max` to `limit`',
+    );
+  }
   const limit = options.limit ?? DEFAULT_UPDATE_RATE_LIMIT.limit;
   const windowMs = options.windowMs ?? DEFAULT_UPDATE_RATE_LIMIT.windowMs;
   if (!Number.isSafeInteger(limit) || limit < 1) {

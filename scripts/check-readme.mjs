@@ -58,11 +58,13 @@ const options = members(
   'FakeServerOptions',
 );
 const configKeys = members('addon/-private/config.ts', 'PresenceConfig');
+/** The name inside a code span (prose like "channels" does not count). */
+const inCode = (n) => `\`[^\`\\n]*\\b${n}\\b[^\`\\n]*\``;
 requireNames(
   exported,
   10,
   testing,
-  (n) => `\\b${n}\\b`,
+  inCode,
   'the Testing section',
   'test-support export',
 );
@@ -70,7 +72,7 @@ requireNames(
   options,
   4,
   testing,
-  (n) => `\\b${n}\\b`,
+  inCode,
   'the Testing section',
   'setupPresence option',
 );

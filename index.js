@@ -9,7 +9,9 @@ module.exports = {
 
   /**
    * In this repository only, bundle the server core into test-support before each build
-   * (`scripts/build-core.cjs`, about 50 ms), so tests never run a stale copy. Host apps get the bundle
+   * (`scripts/build-core.cjs`, about 50 ms), so a build or test run never uses a stale copy. A running
+   * `ember serve` / `ember test --server` does not watch server/src/core: restart it after changing the
+   * core. Host apps get the bundle
    * that `prepack` put in the package.
    */
   included(...args) {

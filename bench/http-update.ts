@@ -1,7 +1,7 @@
 /**
  * http-update: `POST /presence/update` on the real server as the CLI runs it (`ember-presence-server
- * --jwt-secret … --config bench/lib/cli-config.ts`, through tsx): HS256 JWT verification on every
- * request, the default rate limit (20 per user per 10 s, in the store), the CSRF rules as a non-browser
+ * --jwt-secret … --config bench/lib/cli-config.ts`, through tsx): HS256 JWT auth on every request
+ * (every token seen before, so verified-token cache hits: a deployment's steady state), the default rate limit (20 per user per 10 s, in the store), the CSRF rules as a non-browser
  * client sending `Authorization: Bearer` meets them (no Origin, no cookie), 10,000 distinct users with
  * 32-hex client ids; memory and Redis stores, 1 and 10 channels per update. Driven by autocannon with 50
  * connections, against a bare Express route that parses the same form body and answers `{}` — each server

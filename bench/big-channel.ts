@@ -2,6 +2,10 @@
  * big-channel: `GET /presence/get` of channels of 100 / 1,000 / 10,000 / 100,000 present users (full
  * state: time and bytes; count-only state: time and throughput), and one sweep of 10,000 expired clients
  * spread over 100 channels. Baseline in the same run: the count-only GET of the 100-user channel.
+ * And the store's full state read of the 100 / 1,000 / 10,000-user channels at 50 concurrent, with and
+ * without its in-process users cache (`stateCacheUsers: 0`: what a read right after a change costs),
+ * against an ids-only read of the same channel on the same connection (HKEYS of the users hash + HGET of
+ * the last message id: what Discourse's read does before it loads its users from its database).
  *
  * The server is the real `createApp` on a RedisStore in its own process; channels are populated through
  * the store's `present` directly (concurrently), under a random key prefix deleted afterwards.
@@ -98,6 +102,15 @@ const bench: Bench = {
     const storeMs = new Map<number, number[]>();
     const count = new Map<number, { ms: number[]; rps: number }>();
     const sweeps: number[] = [];
+    /** ops/s at c50 per size and round: the cached state read, the uncached one, the ids-only read. */
+    const reads = new Map<
+      number,
+      { cached: number[]; uncached: number[]; idsOnly: number[] }
+    >();
+    const uncachedStore = new RedisStore(redis, {
+      keyPrefix: prefix,
+      stateCacheUsers: 0,
+    });
     try {
       server = await startServer({
         kind: 'presence',
@@ -186,6 +199,60 @@ const bench: Bench = {
           });
         }
       }
+      // State reads against the ids-only read of the same channel, taking turns per size and round.
+      const readSizes = sizes.users.filter((n) => n <= 10_000);
+      const readOps = (n: number) =>
+        context.smoke ? 50 : Math.max(200, Math.min(5000, 2_000_000 / n));
+      for (let round = 0; round < sizes.rounds; round++) {
+        context.log(`state reads round ${round + 1}/${sizes.rounds}`);
+        for (const n of readSizes) {
+          const channel = `/bench/big-${n}`;
+          const keys = store.keys.presence(channel);
+          const total = readOps(n);
+          const run = (op: () => Promise<unknown>) =>
+            runConcurrent(op, { total, concurrency: 50, maxMs: 60_000 });
+          const check = (state: { count: number }) => {
+            if (state.count !== n)
+              throw new Error(`store.state counted ${state.count} of ${n}`);
+          };
+          const idsOnly = await run(async () => {
+            const replies = await redis
+              .pipeline()
+              .hkeys(keys.users)
+              .hget(keys.bus.meta, 'id')
+              .exec();
+            const ids = replies?.[0]?.[1];
+            if (!Array.isArray(ids) || ids.length !== n)
+              throw new Error(`HKEYS answered ${JSON.stringify(ids)}`);
+          });
+          const cached = await run(async () =>
+            check(await store.state(channel, false, Date.now())),
+          );
+          const uncached = await run(async () =>
+            check(await uncachedStore.state(channel, false, Date.now())),
+          );
+          for (const [result, what] of [
+            [idsOnly, 'ids-only'],
+            [cached, 'cached'],
+            [uncached, 'uncached'],
+          ] as const) {
+            if (result.ops !== total)
+              throw new Error(
+                `${what} reads of ${n}: ${result.ops} of ${total}`,
+              );
+          }
+          const entry = reads.get(n) ?? {
+            cached: [],
+            uncached: [],
+            idsOnly: [],
+          };
+          entry.cached.push(cached.opsPerSec);
+          entry.uncached.push(uncached.opsPerSec);
+          entry.idsOnly.push(idsOnly.opsPerSec);
+          reads.set(n, entry);
+        }
+      }
+
       const throughput = async (n: number): Promise<void> => {
         const result = await autocannon({
           url: `http://127.0.0.1:${port}${path(`/bench/count-big-${n}`)}`,
@@ -248,6 +315,7 @@ const bench: Bench = {
     } finally {
       agent.destroy();
       await server?.close();
+      await uncachedStore.close();
       await store.close();
       await deletePrefix(redis, prefix);
       redis.disconnect();
@@ -277,6 +345,25 @@ const bench: Bench = {
         `${fmt(ratio(rps, baseRps))}×`,
       ]);
     }
+    const readRows: Table['rows'] = [];
+    const readRatios: { n: number; ratio: number }[] = [];
+    for (const [n, r] of reads) {
+      // Median of per-round ratios: each round's reads ran back to back under the same conditions.
+      const perRound = (xs: number[]) =>
+        median(xs.map((x, i) => ratio(x, r.idsOnly[i]!)));
+      const cachedRatio = perRound(r.cached);
+      readRatios.push({ n, ratio: cachedRatio });
+      figures[`state read ${n} cached × ids-only`] = cachedRatio;
+      figures[`state read ${n} uncached × ids-only`] = perRound(r.uncached);
+      readRows.push([
+        n,
+        median(r.idsOnly),
+        median(r.cached),
+        `${fmt(cachedRatio)}×`,
+        median(r.uncached),
+        `${fmt(perRound(r.uncached))}×`,
+      ]);
+    }
     const sweepMs = median(sweeps);
     figures['sweep ms'] = sweepMs;
     const top = sizes.users[sizes.users.length - 1]!;
@@ -303,6 +390,19 @@ const bench: Bench = {
           rows,
         },
         {
+          title:
+            'Full state read (RedisStore.state: users parsed and sorted) vs an ids-only read of the same channel (HKEYS users + HGET last id), 50 concurrent on one connection, ops/s',
+          columns: [
+            'users',
+            'ids-only read',
+            'state read',
+            '× ids-only',
+            'state read, no cache (right after a change)',
+            '× ids-only',
+          ],
+          rows: readRows,
+        },
+        {
           title: `Sweep of ${sizes.sweepChannels * sizes.sweepClients} expired clients in ${sizes.sweepChannels} channels (store.sweep, in-process)`,
           columns: [
             'rounds',
@@ -327,6 +427,12 @@ const bench: Bench = {
           measured: `${fmt(countRatio)}× latency, ${fmt(rpsRatio)}× throughput`,
           met: context.smoke ? null : countRatio <= 1.2 && rpsRatio >= 1 / 1.2,
         },
+        ...readRatios.map(({ n, ratio: r }) => ({
+          what: `full state read of ${n} users vs an ids-only read`,
+          target: '≥ 1×',
+          measured: `${fmt(r)}×`,
+          met: context.smoke ? null : r >= 1,
+        })),
         {
           what: 'full state of 10,000 users',
           target: '< 20 ms',

@@ -7,7 +7,7 @@
   KEYS[1] clients   ZSET  "<userId>:<clientId>" -> expiry (ms)
   KEYS[2] users     HASH  userId -> number of present clients
   KEYS[3] profiles  HASH  userId -> user JSON
-  KEYS[4] info      HASH  count_only, publish, audience, due
+  KEYS[4] info      HASH  count_only, publish, audience, due, touched, v (the state version)
   KEYS[5] busMeta   HASH  id, gid
   KEYS[6] busLog    ZSET  message_id -> message JSON
   KEYS[7] shard channel of the bus channel
@@ -22,7 +22,7 @@
   ARGV[8] busChannelJson
 
   Per-store constants (written by the loader): BACKLOG_SIZE, CHANNEL_TTL_MS, BACKLOG_TTL_MS, IDS_PER_MS,
-  EMPTY_CHANNEL_TTL_MS.
+  EMPTY_CHANNEL_TTL_MS, TTL_REFRESH_MS.
 
   Returns { changed (1|0), message JSON | nil }
 ]]
@@ -38,11 +38,12 @@ local busChannelJson = ARGV[8]
 
 if rcall('ZREM', clientsKey, member) == 0 then return {0, false} end
 
-local stored = rcall('HMGET', infoKey, 'count_only', 'publish', 'audience')
+local stored = rcall('HMGET', infoKey, 'count_only', 'publish', 'audience', 'v', 'touched')
+local infoWrites = {}
 if hasRules == '1' then
   -- Written only when they changed (a missing field reads as false, which never equals a string).
   if stored[1] ~= countOnly or stored[2] ~= publish or stored[3] ~= audienceJson then
-    rcall('HSET', infoKey, 'count_only', countOnly, 'publish', publish, 'audience', audienceJson)
+    addInfoWrite(infoWrites, 'count_only', countOnly, 'publish', publish, 'audience', audienceJson)
   end
 else
   -- No stored rules (cannot happen while the client existed, the keys share one TTL): publish nothing
@@ -55,7 +56,9 @@ if rcall('HINCRBY', usersKey, userId, '-1') <= 0 then
   rcall('HDEL', usersKey, userId)
   rcall('HDEL', profilesKey, userId)
   changed = 1
+  addInfoWrite(infoWrites, 'v', nextVersion(stored[4], now))
 end
+if #infoWrites > 0 then rcall('HSET', infoKey, unpack(infoWrites)) end
 
 local message = false
 if changed == 1 and publish == '1' then
@@ -64,5 +67,5 @@ if changed == 1 and publish == '1' then
   message = appendMessage(busMetaKey, busLogKey, shardChannel, busChannelJson, data, audienceJson, now)
 end
 
-settleChannel(clientsKey, usersKey, profilesKey, infoKey, busMetaKey, busLogKey)
+settleChannel(clientsKey, usersKey, profilesKey, infoKey, busMetaKey, busLogKey, stored[5], now)
 return {changed, message}

@@ -7,7 +7,8 @@
   KEYS[1] clients   ZSET  "<userId>:<clientId>" -> expiry (ms)
   KEYS[2] users     HASH  userId -> number of present clients
   KEYS[3] profiles  HASH  userId -> user JSON {id, username, name, avatar_template}
-  KEYS[4] info      HASH  count_only, publish, audience (the publish rules); due (sweep index score)
+  KEYS[4] info      HASH  count_only, publish, audience (the publish rules); due (sweep index score);
+                          touched (when the TTLs were last refreshed); v (the state version, see nextVersion)
   KEYS[5] busMeta   HASH  id (last message_id), gid (last global_id)
   KEYS[6] busLog    ZSET  message_id -> message JSON (the backlog)
   KEYS[7] shard channel of the bus channel (SPUBLISH target; same hash tag as the keys)
@@ -24,7 +25,7 @@
   ARGV[10] maxUsers       most distinct users at once, or "" (no limit)
 
   Per-store constants (written by the loader): BACKLOG_SIZE, CHANNEL_TTL_MS, BACKLOG_TTL_MS, IDS_PER_MS,
-  OVERDUE_MS (re-request indexing when the recorded due time is this far in the past).
+  OVERDUE_MS (re-request indexing when the recorded due time is this far in the past), TTL_REFRESH_MS.
 
   Returns { changed (1|0), message JSON | nil, indexAt | nil, full (1|0) }
     indexAt: the caller must ZADD the channel into the sweep index with this score (the channel's
@@ -52,26 +53,29 @@ end
 
 local isNewClient = rcall('ZADD', clientsKey, expiresAt, member) == 1
 -- A heartbeat nearly always carries the stored profile: compare rather than rewrite (a write dirties the
--- key and is replicated).
-if isNewClient or rcall('HGET', profilesKey, userId) ~= userJson then
-  rcall('HSET', profilesKey, userId, userJson)
-end
--- The rules and the due time in one read; the rules are written only when they changed (or are new:
--- HMGET answers false for a missing field, which never equals a string).
-local info = rcall('HMGET', infoKey, 'count_only', 'publish', 'audience', 'due')
+-- key and is replicated). A user who is not present yet has no stored profile, so this also catches them.
+local profileChanged = rcall('HGET', profilesKey, userId) ~= userJson
+if profileChanged then rcall('HSET', profilesKey, userId, userJson) end
+
+-- One read of the info hash; its writes are collected into one HSET at the end. A missing field reads as
+-- false, which never equals a string, so rules are (re)written when new or changed.
+local info = rcall('HMGET', infoKey, 'count_only', 'publish', 'audience', 'due', 'touched', 'v')
+local infoWrites = {}
 if info[1] ~= countOnly or info[2] ~= publish or info[3] ~= audienceJson then
-  rcall('HSET', infoKey, 'count_only', countOnly, 'publish', publish, 'audience', audienceJson)
+  addInfoWrite(infoWrites, 'count_only', countOnly, 'publish', publish, 'audience', audienceJson)
 end
 
 local changed = 0
 if isNewClient and rcall('HINCRBY', usersKey, userId, '1') == 1 then changed = 1 end
+-- A state read can see this call: the users list (and so a cached copy of it) changed.
+if changed == 1 or profileChanged then addInfoWrite(infoWrites, 'v', nextVersion(info[6], now)) end
 
 -- The sweep index only learns about a channel when its earliest expiry gets earlier; heartbeats move
 -- expiries later and are caught up lazily when the sweep visits the old due time.
 local indexAt = false
 local due = tonumber(info[4])
 if due == nil or tonumber(expiresAt) < due then
-  rcall('HSET', infoKey, 'due', expiresAt)
+  addInfoWrite(infoWrites, 'due', expiresAt)
   indexAt = expiresAt
 elseif due + OVERDUE_MS < tonumber(now) then
   -- Long overdue: the index write after an earlier call was lost (e.g. the process died); ask again.
@@ -85,5 +89,17 @@ if changed == 1 and publish == '1' then
   message = appendMessage(busMetaKey, busLogKey, shardChannel, busChannelJson, data, audienceJson, now)
 end
 
-touchChannel(clientsKey, usersKey, profilesKey, infoKey, busMetaKey, busLogKey)
+-- TTLs are refreshed when this call may have created the channel's keys (its first client: the keys of
+-- an emptied channel are gone), or when the last refresh is TTL_REFRESH_MS old. An ordinary heartbeat
+-- then costs three commands instead of nine; every key still lives at least its TTL minus
+-- TTL_REFRESH_MS after the last activity.
+local touched = tonumber(info[5])
+if (isNewClient and rcall('ZCARD', clientsKey) == 1) or touched == nil
+    or touched + TTL_REFRESH_MS <= tonumber(now) then
+  addInfoWrite(infoWrites, 'touched', now)
+  rcall('HSET', infoKey, unpack(infoWrites))
+  touchChannel(clientsKey, usersKey, profilesKey, infoKey, busMetaKey, busLogKey)
+elseif #infoWrites > 0 then
+  rcall('HSET', infoKey, unpack(infoWrites))
+end
 return {changed, message, indexAt, 0}

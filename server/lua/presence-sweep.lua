@@ -8,7 +8,7 @@
   KEYS[1] clients   ZSET  "<userId>:<clientId>" -> expiry (ms)
   KEYS[2] users     HASH  userId -> number of present clients
   KEYS[3] profiles  HASH  userId -> user JSON
-  KEYS[4] info      HASH  count_only, publish, audience, due
+  KEYS[4] info      HASH  count_only, publish, audience, due, touched, v (the state version)
   KEYS[5] busMeta   HASH  id, gid
   KEYS[6] busLog    ZSET  message_id -> message JSON
   KEYS[7] shard channel of the bus channel
@@ -17,7 +17,7 @@
   ARGV[2] busChannelJson
 
   Per-store constants (written by the loader): BACKLOG_SIZE, CHANNEL_TTL_MS, BACKLOG_TTL_MS, IDS_PER_MS,
-  EMPTY_CHANNEL_TTL_MS.
+  EMPTY_CHANNEL_TTL_MS, TTL_REFRESH_MS.
 
   Returns { expiredClients, nextDue (ms string) | nil when the channel is empty, message JSON | nil }
 ]]
@@ -46,7 +46,8 @@ if nextDue then rcall('HSET', infoKey, 'due', nextDue) else rcall('HDEL', infoKe
 
 local message = false
 if #expired > 0 then
-  local rules = rcall('HMGET', infoKey, 'count_only', 'publish', 'audience')
+  local rules = rcall('HMGET', infoKey, 'count_only', 'publish', 'audience', 'v', 'touched')
+  if #leftUserIds > 0 then rcall('HSET', infoKey, 'v', nextVersion(rules[4], now)) end
   if #leftUserIds > 0 and rules[2] == '1' then
     local data
     if rules[1] == '1' then
@@ -56,6 +57,6 @@ if #expired > 0 then
     end
     message = appendMessage(busMetaKey, busLogKey, shardChannel, busChannelJson, data, rules[3] or '', now)
   end
-  settleChannel(clientsKey, usersKey, profilesKey, infoKey, busMetaKey, busLogKey)
+  settleChannel(clientsKey, usersKey, profilesKey, infoKey, busMetaKey, busLogKey, rules[5], now)
 end
 return {#expired, nextDue, message}

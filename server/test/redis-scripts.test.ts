@@ -17,8 +17,9 @@ describe('Lua script replies', () => {
       ['present', [0, null, null, 1]],
       ['leave', [0, null]],
       ['sweep', [2, null, '{"message_id":2}']],
-      ['state', [0, 0]],
-      ['state', [2, 7, user, user]],
+      ['state', [0, 0, null]],
+      ['state', [2, 7, '1700000000000001']],
+      ['state', [2, 7, '1700000000000001', user, user]],
       ['publish', '{"message_id":3}'],
       ['rescore', 0],
       ['hit', [1, String(T)]],
@@ -51,9 +52,9 @@ describe('Lua script replies', () => {
       ],
       [
         'state',
-        [1, 5, 42],
-        'server/lua/presence-state.lua answered an unexpected reply: element 2: 42 is not a string ' +
-          '(expected an array [an integer, an integer, ...a string])',
+        [1, 5, '9', 42],
+        'server/lua/presence-state.lua answered an unexpected reply: element 3: 42 is not a string ' +
+          '(expected an array [an integer, an integer, a string or nil, ...a string])',
       ],
       [
         'publish',
@@ -87,12 +88,12 @@ describe('Lua script replies', () => {
   });
 
   it('keeps the error short for a long reply', () => {
-    const reply = [1, 2, ...Array.from({ length: 10_000 }, () => 'x'), 3];
+    const reply = [1, 2, '9', ...Array.from({ length: 10_000 }, () => 'x'), 3];
     assert.throws(
       () => checkReply('state', reply),
       (error: unknown) =>
         error instanceof Error &&
-        error.message.includes('element 10002: 3 is not a string') &&
+        error.message.includes('element 10003: 3 is not a string') &&
         error.message.length < 300,
     );
   });
@@ -111,8 +112,9 @@ describe('Lua script replies', () => {
       await assert.rejects(
         store.state('/site/online', true, T),
         new Error(
-          'server/lua/presence-state.lua answered an unexpected reply: element 0: "1" is not an integer ' +
-            '(expected an array [an integer, an integer, ...a string])',
+          'server/lua/presence-state.lua answered an unexpected reply: it has 2 elements, not an array ' +
+            '[an integer, an integer, a string or nil, ...a string] (expected an array [an integer, an ' +
+            'integer, a string or nil, ...a string])',
         ),
       );
       await assert.rejects(

@@ -123,6 +123,96 @@ describe('RedisStore on one Redis', () => {
       assert.ok(rateTtl > 0 && rateTtl <= 10_000, `rate PTTL ${rateTtl}`);
     }));
 
+  it('a heartbeat refreshes the TTLs only once the last refresh is ttlRefreshMs old; keys created by a call always get theirs', async () => {
+    // channelTtlMs 400 s: ttlRefreshMs = min(60 s, 400 s / 4) = 60 s.
+    const store = new RedisStore(shared, {
+      keyPrefix: randomKeyPrefix(),
+      channelTtlMs: 400_000,
+    });
+    try {
+      const keys = store.keys.presence('/site/online');
+      const all = [
+        keys.clients,
+        keys.users,
+        keys.profiles,
+        keys.info,
+        keys.bus.meta,
+        keys.bus.log,
+      ];
+      const ttls = () => Promise.all(all.map((key) => shared.pttl(key)));
+      /** Stands in for the time Redis' clock moved since the last refresh. */
+      const age = () =>
+        Promise.all(all.map((key) => shared.pexpire(key, 100_000)));
+      const present = (id: number, tab: string, at: number) =>
+        store.present('/site/online', user(id), tab, 30_000, PUBLIC, at);
+
+      await present(1, 'a', T);
+      for (const ttl of await ttls()) assert.ok(ttl > 100_000, `new: ${ttl}`);
+
+      await age();
+      await present(1, 'a', T + 30_000); // a heartbeat
+      await present(1, 'b', T + 40_000); // another tab of a present user
+      await present(2, 'c', T + 50_000); // a new user in a live channel
+      for (const ttl of await ttls())
+        assert.ok(ttl <= 100_000, `not refreshed yet: ${ttl}`);
+
+      await present(1, 'a', T + 60_000); // the refresh is due
+      for (const ttl of await ttls())
+        assert.ok(ttl > 100_000, `refreshed: ${ttl}`);
+
+      // A backlog the store lost while the channel lived: the enter that creates it gives it a TTL.
+      await shared.del(keys.bus.meta, keys.bus.log);
+      await present(3, 'd', T + 61_000);
+      for (const key of [keys.bus.meta, keys.bus.log])
+        assert.ok((await shared.pttl(key)) > 0, `${key} has a TTL`);
+      // A client key the store lost (e.g. evicted): the enter that creates it again refreshes them all.
+      await shared.del(keys.clients);
+      await present(4, 'e', T + 62_000);
+      for (const ttl of await ttls()) assert.ok(ttl > 0, `has a TTL: ${ttl}`);
+    } finally {
+      await store.close();
+      await deleteKeys(shared, store.keys.pattern());
+    }
+  });
+
+  it('a read of an unchanged channel transfers no users; each process checks its copy against Redis', async () => {
+    const prefix = randomKeyPrefix();
+    const reader = new RedisStore(shared, { keyPrefix: prefix });
+    const uncached = new RedisStore(shared, {
+      keyPrefix: prefix,
+      stateCacheUsers: 0,
+    });
+    const writer = new RedisStore(shared, { keyPrefix: prefix });
+    try {
+      const keys = reader.keys.presence('/site/online');
+      await writer.present('/site/online', user(1), 'a', 60_000, PUBLIC, T);
+      const users = async (store: RedisStore) => {
+        const state = await store.state('/site/online', false, T + 1);
+        return 'users' in state ? state.users.map((u) => u.name) : null;
+      };
+      assert.deepEqual(await users(reader), ['User 1']);
+      // Written behind the stores' back (no version change): a reader holding the list does not see it,
+      // which shows its read did not transfer the users; a store without the cache does.
+      await shared.hset(
+        keys.profiles,
+        '1',
+        JSON.stringify({ ...user(1), name: 'Behind' }),
+      );
+      assert.deepEqual(await users(reader), ['User 1']);
+      assert.deepEqual(await users(uncached), ['Behind']);
+      // Any change through a store moves the version: the next read transfers the list again.
+      await writer.present('/site/online', user(2), 'b', 60_000, PUBLIC, T);
+      assert.deepEqual(await users(reader), ['Behind', 'User 2']);
+      assert.throws(
+        () => new RedisStore(shared, { stateCacheUsers: -1 }),
+        /stateCacheUsers must be a non-negative integer, got -1/,
+      );
+    } finally {
+      await Promise.all([reader.close(), uncached.close(), writer.close()]);
+      await deleteKeys(shared, reader.keys.pattern());
+    }
+  });
+
   it('indexes a channel for the sweep on its first client, not on heartbeats, and drops it when empty', () =>
     withStore(async (store) => {
       const shard = store.keys.sweepShardOf('/site/online');

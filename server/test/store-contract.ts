@@ -959,6 +959,52 @@ export function runStoreContract(name: string, makeStore: StoreFactory): void {
       });
     });
 
+    describe('state reads', () => {
+      it('every change is seen by the next read of any process: enters, leaves, sweeps and edited profiles', async () => {
+        const other = await connect();
+        const read = async () =>
+          sortedUsers(await store.state(CHANNEL, false, T + 500)).users;
+        await store.present(CHANNEL, user(1), 'tab-a', 1000, PUBLIC, T);
+        assert.deepEqual(await read(), [user(1)]);
+        assert.deepEqual(await read(), [user(1)], 'an unchanged channel');
+
+        // A heartbeat from another process with an edited profile (same id).
+        const renamed = { ...user(1), name: 'Renamed', avatar_template: '/b' };
+        await other.present(CHANNEL, renamed, 'tab-a', 1000, PUBLIC, T + 1);
+        assert.deepEqual(await read(), [renamed]);
+        // A second tab with the profile as it was before: the newest profile wins.
+        await other.present(CHANNEL, user(1), 'tab-b', 1000, PUBLIC, T + 2);
+        assert.deepEqual(await read(), [user(1)]);
+
+        await other.present(CHANNEL, user(2), 'tab-c', 5000, PUBLIC, T + 3);
+        assert.deepEqual(await read(), [user(1), user(2)]);
+        await other.leave(CHANNEL, 2, 'tab-c', PUBLIC, T + 4);
+        assert.deepEqual(await read(), [user(1)]);
+        await other.present(CHANNEL, user(3), 'tab-d', 5000, NOBODY, T + 5);
+        assert.deepEqual(
+          await read(),
+          [user(1), user(3)],
+          'a change that publishes nothing is still seen',
+        );
+        await other.sweep(T + 1002);
+        assert.deepEqual(await read(), [user(3)]);
+      });
+
+      it("a read's users array is the caller's own: changing it changes nothing stored", async () => {
+        await store.present(CHANNEL, user(2), 'tab-a', 60_000, PUBLIC, T);
+        await store.present(CHANNEL, user(1), 'tab-b', 60_000, PUBLIC, T);
+        const first = await store.state(CHANNEL, false, T + 1);
+        assert.ok('users' in first);
+        first.users.reverse();
+        first.users.push(user(9));
+        assert.deepEqual(await store.state(CHANNEL, false, T + 2), {
+          users: [user(1), user(2)],
+          count: 2,
+          last_message_id: msgId(2),
+        });
+      });
+    });
+
     describe('backlog', () => {
       it('keeps the newest messages up to the cap and reads those after an id', async () => {
         const small = await makeStore({ backlogSize: 5 });

@@ -2,12 +2,12 @@
   Shared helpers, spliced into a script where it says `-- @include append-message` (the loader in
   server/src/store/scripts.ts does the splicing, so every script stays one EVALSHA). They use the
   per-store constants the loader writes at `-- @constants` (BACKLOG_SIZE, CHANNEL_TTL_MS, BACKLOG_TTL_MS,
-  IDS_PER_MS, OVERDUE_MS, EMPTY_CHANNEL_TTL_MS).
+  IDS_PER_MS, OVERDUE_MS, EMPTY_CHANNEL_TTL_MS, TTL_REFRESH_MS).
 
   appendMessage: gives a bus message its ids, appends it to the channel's backlog, trims the backlog to its
-  cap and SPUBLISHes it to the channel's shard channel. Returns the message JSON. It does NOT refresh the
-  backlog's TTL: the caller does that once, after every write (touchBacklog / touchChannel), so that a
-  backlog created by this very call gets its TTL too.
+  cap and SPUBLISHes it to the channel's shard channel. Returns the message JSON. It refreshes the
+  backlog's TTL only when it created the backlog; callers refresh it after their writes (touchBacklog /
+  touchChannel) as their own rules say.
 
   The JSON is assembled by concatenation instead of cjson.encode: cjson prints numbers with 14 significant
   digits, which would round a 16-digit global_id, and the data and audience arrive already encoded.
@@ -21,11 +21,35 @@
   id the lost one reached, so a client polling from an old id sees a gap and resyncs (firstMessageIdBase
   in core/bus-messages.ts; docs/protocol.md, "Message ids").
 ]]
+--[[
+  nextVersion: the next value of a presence channel's state version (info field `v`), which changes with
+  every change a state read can see (a user entering or leaving, a stored profile changing), so that a
+  process may keep a read's users list and reuse it while the version is unchanged. Like message ids, a
+  version that is missing (new channel, or its info hash expired or was lost) starts at now * IDS_PER_MS,
+  above any value the lost one reached, so a version never names two different lists.
+
+  addInfoWrite: appends field/value pairs to a list that the script writes with one HSET.
+]]
+local function nextVersion(current, now)
+  local v = tonumber(current)
+  if v == nil then v = math.floor(tonumber(now)) * IDS_PER_MS end
+  return string.format('%d', v + 1)
+end
+
+local function addInfoWrite(writes, ...)
+  for _, value in ipairs({...}) do writes[#writes + 1] = value end
+end
+
 -- Arguments of redis.call as strings: Redis formats a Lua number argument with snprintf("%.17g") on
 -- every call, which costs about as much as a cheap command.
 local CHANNEL_TTL_TEXT = string.format('%d', CHANNEL_TTL_MS)
 local BACKLOG_TTL_TEXT = string.format('%d', BACKLOG_TTL_MS)
 local BACKLOG_TRIM_STOP = string.format('%d', -(BACKLOG_SIZE + 1))
+
+local function touchBacklog(metaKey, logKey)
+  rcall('PEXPIRE', metaKey, BACKLOG_TTL_TEXT)
+  rcall('PEXPIRE', logKey, BACKLOG_TTL_TEXT)
+end
 
 local function appendMessage(metaKey, logKey, shardChannel, busChannelJson, dataJson, audienceJson, now)
   -- One read and one write for the ids (instead of HINCRBY + HGET + HSET).
@@ -36,12 +60,14 @@ local function appendMessage(metaKey, logKey, shardChannel, busChannelJson, data
   -- %d, not tostring: tostring uses %.14g and would round ids above 10^14.
   local globalIdText = string.format('%d', globalId)
   local messageIdText
+  local created = false
   if base == nil then
     -- A new backlog (or one the store lost): ids start above any the lost one reached.
     base = math.max(0, math.floor(tonumber(now))) * IDS_PER_MS
     messageId = base + 1
     messageIdText = string.format('%d', messageId)
     rcall('HSET', metaKey, 'id', messageIdText, 'gid', globalIdText, 'b', string.format('%d', base))
+    created = true
   else
     messageId = (tonumber(meta[1]) or base) + 1
     messageIdText = string.format('%d', messageId)
@@ -53,6 +79,9 @@ local function appendMessage(metaKey, logKey, shardChannel, busChannelJson, data
   -- The log holds at most one entry per id so far: it can only exceed its cap once the id does.
   if messageId - base > BACKLOG_SIZE then rcall('ZREMRANGEBYRANK', logKey, '0', BACKLOG_TRIM_STOP) end
   rcall('SPUBLISH', shardChannel, message)
+  -- A backlog this call created gets its TTL at once: a caller may skip its own refresh (a present
+  -- whose channel's TTLs are fresh).
+  if created then touchBacklog(metaKey, logKey) end
   return message
 end
 
@@ -62,11 +91,6 @@ end
   BACKLOG_TTL_MS. Both run after the script's writes, so keys it created get their TTL; PEXPIRE on a key
   that does not exist is a no-op.
 ]]
-local function touchBacklog(metaKey, logKey)
-  rcall('PEXPIRE', metaKey, BACKLOG_TTL_TEXT)
-  rcall('PEXPIRE', logKey, BACKLOG_TTL_TEXT)
-end
-
 local function touchChannel(clientsKey, usersKey, profilesKey, infoKey, metaKey, logKey)
   rcall('PEXPIRE', clientsKey, CHANNEL_TTL_TEXT)
   rcall('PEXPIRE', usersKey, CHANNEL_TTL_TEXT)
@@ -76,15 +100,20 @@ local function touchChannel(clientsKey, usersKey, profilesKey, infoKey, metaKey,
 end
 
 --[[
-  settleChannel: after a leave or a sweep. A channel that still has clients is touched as usual; one
-  nobody is in any more (its clients, users and profiles are gone: Redis drops empty hashes and sets)
-  keeps its rules and backlog only EMPTY_CHANNEL_TTL_MS, not the long TTLs, so made-up or abandoned
-  channels cost minutes of storage, not days. A later present restores the long TTLs.
+  settleChannel: after a leave or a sweep. A channel that still has clients gets its TTLs refreshed when
+  the last refresh (`touched`, the info field, as read by the caller) is TTL_REFRESH_MS old, as a
+  heartbeat does; one nobody is in any more (its clients, users and profiles are gone: Redis drops empty
+  hashes and sets) keeps its rules and backlog only EMPTY_CHANNEL_TTL_MS, not the long TTLs, so made-up or
+  abandoned channels cost minutes of storage, not days. A later present restores the long TTLs.
 ]]
 local EMPTY_CHANNEL_TTL_TEXT = string.format('%d', EMPTY_CHANNEL_TTL_MS)
-local function settleChannel(clientsKey, usersKey, profilesKey, infoKey, metaKey, logKey)
+local function settleChannel(clientsKey, usersKey, profilesKey, infoKey, metaKey, logKey, touched, now)
   if rcall('EXISTS', clientsKey) == 1 then
-    touchChannel(clientsKey, usersKey, profilesKey, infoKey, metaKey, logKey)
+    local last = tonumber(touched)
+    if last == nil or last + TTL_REFRESH_MS <= tonumber(now) then
+      rcall('HSET', infoKey, 'touched', now)
+      touchChannel(clientsKey, usersKey, profilesKey, infoKey, metaKey, logKey)
+    end
   else
     rcall('PEXPIRE', infoKey, EMPTY_CHANNEL_TTL_TEXT)
     rcall('PEXPIRE', metaKey, EMPTY_CHANNEL_TTL_TEXT)

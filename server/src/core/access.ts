@@ -117,3 +117,13 @@ export function toPresenceUser(user: PresenceUser): PresenceUser {
     avatar_template: typeof avatar_template === 'string' ? avatar_template : '',
   };
 }
+
+/** Whether two users (as {@link toPresenceUser} reduces them) have the same public fields. */
+export function samePresenceUser(a: PresenceUser, b: PresenceUser): boolean {
+  return (
+    a.id === b.id &&
+    a.username === b.username &&
+    a.name === b.name &&
+    a.avatar_template === b.avatar_template
+  );
+}

@@ -7,6 +7,7 @@ import {
   firstMessageIdBase,
   presenceBusChannel,
 } from './bus-messages.js';
+import { samePresenceUser } from './access.js';
 import { DueHeap } from './due-heap.js';
 import { ListenerRegistry } from './listener-registry.js';
 import { retention, type RetentionOptions } from './retention.js';
@@ -51,6 +52,11 @@ interface ChannelData {
   /** Keyed by `${userId}:${clientId}`, so a tab that switches user is two clients. */
   clients: Map<string, ClientEntry>;
   members: Map<number, Member>;
+  /**
+   * The users list `state()` answers (sorted by id, frozen, shared by every read), built on the first
+   * read after a change of `members` (a user entering or leaving, a profile edited); `null` until then.
+   */
+  users: readonly PresenceUser[] | null;
   rules: PublishRules | null;
   lastActivity: number;
   /** The due time of this channel's live entry in the sweep heap; `Infinity` when it has none. */
@@ -174,15 +180,16 @@ export class MemoryStore implements PresenceStore {
       // A heartbeat: only the expiry moves (and the profile, which may have been edited).
       existing.expiresAt = expiresAt;
       const current = data.members.get(member.id);
-      if (current) current.user = member;
+      if (current) updateProfile(data, current, member);
     } else {
       data.clients.set(key, { userId: member.id, expiresAt });
       const current = data.members.get(member.id);
       if (current) {
         current.clients += 1;
-        current.user = member;
+        updateProfile(data, current, member);
       } else {
         data.members.set(member.id, { user: member, clients: 1 });
+        data.users = null;
         changed = true;
       }
     }
@@ -234,6 +241,7 @@ export class MemoryStore implements PresenceStore {
       return { changed: false, message: null };
     }
     data.members.delete(userId);
+    data.users = null;
     const effective = data.rules;
     const message = effective
       ? this.#publishChange(
@@ -262,12 +270,14 @@ export class MemoryStore implements PresenceStore {
     const count = data?.members.size ?? 0;
     const last_message_id = lastId > 0 ? lastId : null;
     if (countOnly) return { count, last_message_id };
-    const users = data
-      ? [...data.members.values()]
-          .map((m) => ({ ...m.user }))
-          .sort((a, b) => a.id - b.id)
-      : [];
-    return { users, count, last_message_id };
+    if (!data) return { users: [], count, last_message_id };
+    data.users ??= Object.freeze(
+      [...data.members.values()]
+        .map((m) => Object.freeze({ ...m.user }))
+        .sort((a, b) => a.id - b.id),
+    );
+    // A copy of the shared list (its frozen users are shared): callers may sort or extend their array.
+    return { users: data.users.slice(), count, last_message_id };
   }
 
   async sweep(now: number): Promise<SweepResult> {
@@ -301,6 +311,7 @@ export class MemoryStore implements PresenceStore {
           member.clients -= 1;
         } else {
           data.members.delete(client.userId);
+          data.users = null;
           leftUserIds.push(client.userId);
         }
       }
@@ -535,6 +546,7 @@ export class MemoryStore implements PresenceStore {
     const data: ChannelData = {
       clients: new Map(),
       members: new Map(),
+      users: null,
       rules: null,
       lastActivity: 0,
       scheduledDue: Infinity,
@@ -651,4 +663,14 @@ function dropExpired<T>(
     if (!expired(value)) return;
     map.delete(key);
   }
+}
+
+/** A present call's profile replaces the stored one; a changed profile invalidates the users list. */
+function updateProfile(
+  data: ChannelData,
+  current: Member,
+  user: PresenceUser,
+): void {
+  if (!samePresenceUser(current.user, user)) data.users = null;
+  current.user = user;
 }

@@ -7,7 +7,11 @@ export interface RetentionOptions {
   backlogSize?: number;
   /** A bus channel's backlog is dropped after this long without activity. Default 7 days. */
   backlogTtlMs?: number;
-  /** A presence channel's data is dropped after this long without activity. Default 24 hours. */
+  /**
+   * A presence channel's data is dropped after this long without activity. Default 24 hours. (RedisStore
+   * refreshes the TTLs at most once a minute per channel, or every quarter of the shorter TTL: keys go
+   * up to that much earlier.)
+   */
   channelTtlMs?: number;
   /**
    * What is left of a presence channel once nobody is in it (its publish rules and its backlog) is

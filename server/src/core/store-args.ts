@@ -149,6 +149,12 @@ export const storeArgs = {
     return positiveInteger(value, what, 'a positive integer');
   },
 
+  /** A size where 0 means "none": a non-negative integer. */
+  size(value: unknown, what: string): number {
+    if (value === 0) return 0;
+    return positiveInteger(value, what, 'a non-negative integer');
+  },
+
   /** An optional rate limit: a positive integer, or absent/Infinity for "just count". */
   limit(value: unknown): number {
     if (value === undefined || value === Infinity) return Infinity;

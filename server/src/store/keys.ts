@@ -7,7 +7,8 @@
  * ep:{/presence/site/online}p|clients    ZSET  "<userId>:<clientId>" -> expiry ms
  * ep:{/presence/site/online}p|users      HASH  userId -> present clients
  * ep:{/presence/site/online}p|profiles   HASH  userId -> user JSON
- * ep:{/presence/site/online}p|info       HASH  publish rules + due (sweep index score)
+ * ep:{/presence/site/online}p|info       HASH  publish rules, due (sweep index score), touched (last TTL
+ *                                              refresh), v (state version, for in-process state caches)
  * ep:{/presence/site/online}b|meta       HASH  id (last message_id), gid (last global_id)
  * ep:{/presence/site/online}b|log        ZSET  message_id -> message JSON (the backlog)
  * ep:{/presence/site/online}b|pubsub     shard channel (SPUBLISH / SSUBSCRIBE)

@@ -29,6 +29,7 @@ import {
   presenceScriptKeys,
 } from './keys.js';
 import { defineScripts, prepareScripts, type RunScript } from './scripts.js';
+import { StateCache } from './state-cache.js';
 
 /** Options of {@link RedisStore}. Every field is optional. */
 export interface RedisStoreOptions extends RetentionOptions {
@@ -41,6 +42,12 @@ export interface RedisStoreOptions extends RetentionOptions {
   sweepShards?: number;
   /** Channels visited per sweep round trip and shard. Default 100. */
   sweepBatchSize?: number;
+  /**
+   * Users kept in process from recent state reads, over all channels (default 100,000, about 20 MB;
+   * `0` keeps none). A read of a channel whose users did not change since this process last read it
+   * then transfers and parses no users: Redis answers its count, last message id and state version only.
+   */
+  stateCacheUsers?: number;
   /** ioredis options, used only when the store is constructed from a URL. */
   redisOptions?: RedisOptions;
   /** Receives what a `subscribe` listener throws. Default: `console.error`. */
@@ -54,6 +61,9 @@ export interface RedisStoreOptions extends RetentionOptions {
 
 /** A connection the store can use: a standalone/sentinel `Redis` or a `Cluster`. */
 export type RedisConnection = Redis | Cluster;
+
+/** See `RedisStoreOptions.stateCacheUsers`: a 100,000-user list is ~20 MB of parsed objects. */
+export const DEFAULT_STATE_CACHE_USERS = 100_000;
 
 /** Upper bound of index rounds per shard and sweep, so one sweep call always ends. */
 const MAX_SWEEP_ROUNDS = 100;
@@ -126,6 +136,7 @@ export class RedisStore implements PresenceStore {
   /** Least recently used first (a hit moves its entry to the end). */
   readonly #channels = new Map<string, ChannelEntry>();
   readonly #knownClients = new Map<string, number>();
+  readonly #stateCache: StateCache;
 
   #subscriber: RedisConnection | undefined;
   /** A bus channel is SSUBSCRIBEd while it has at least one listener here. */
@@ -153,6 +164,12 @@ export class RedisStore implements PresenceStore {
     this.#sweepBatchSize = storeArgs.count(
       options.sweepBatchSize ?? 100,
       'sweepBatchSize',
+    );
+    this.#stateCache = new StateCache(
+      storeArgs.size(
+        options.stateCacheUsers ?? DEFAULT_STATE_CACHE_USERS,
+        'stateCacheUsers',
+      ),
     );
     this.#listeners = new ListenerRegistry(options.onListenerError);
     this.#onError =
@@ -298,18 +315,25 @@ export class RedisStore implements PresenceStore {
     checkStoreCall.read(channel, now);
     const reply = await this.#run('state', this.#channel(channel).stateKeys, [
       countOnly ? '1' : '0',
+      countOnly ? '' : this.#stateCache.versionOf(channel),
     ]);
-    const [count, lastId] = reply;
+    const [count, lastId, version] = reply;
     const last_message_id = lastId > 0 ? lastId : null;
     if (countOnly) return { count, last_message_id };
+    const cached =
+      version === null ? undefined : this.#stateCache.get(channel, version);
+    // A copy of the shared list (its frozen users are shared): callers may sort or extend their array.
+    if (cached) return { users: cached.slice(), count, last_message_id };
     // Parsed straight out of the reply (no rest copy of a 10,000-element array first) into a fresh
     // array that is then sorted in place.
-    const users = new Array<PresenceUser>(reply.length - 2);
-    for (let i = 2; i < reply.length; i++) {
-      users[i - 2] = JSON.parse(reply[i] as string) as PresenceUser;
+    const users = new Array<PresenceUser>(reply.length - 3);
+    for (let i = 3; i < reply.length; i++) {
+      users[i - 3] = JSON.parse(reply[i] as string) as PresenceUser;
     }
     users.sort((a, b) => a.id - b.id);
-    return { users, count, last_message_id };
+    if (version === null) return { users, count, last_message_id };
+    const shared = this.#stateCache.set(channel, version, users);
+    return { users: shared.slice(), count, last_message_id };
   }
 
   async sweep(now: number): Promise<SweepResult> {
@@ -591,7 +615,7 @@ export class RedisStore implements PresenceStore {
     const keys = this.keys.presence(channel);
     entry = {
       scriptKeys: presenceScriptKeys(keys),
-      stateKeys: [keys.users, keys.profiles, keys.bus.meta],
+      stateKeys: [keys.users, keys.profiles, keys.info, keys.bus.meta],
       busChannelJson: JSON.stringify(presenceBusChannel(channel)),
       sweepShard: this.keys.sweepShardOf(channel),
     };

@@ -133,10 +133,13 @@ const SCRIPTS = {
   state: {
     command: 'emberPresenceState',
     file: 'presence-state.lua',
-    keys: 3,
+    keys: 4,
     readOnly: true,
-    // count, last message id, then the user JSONs
-    reply: tuple<[number, number], string>([integer, integer], text),
+    // count, last message id, state version, then the user JSONs (none when the version was the cached one)
+    reply: tuple<[number, number, string | null], string>(
+      [integer, integer, textOrNil],
+      text,
+    ),
   },
   publish: {
     command: 'emberPresencePublish',
@@ -240,6 +243,21 @@ function readLuaSources(
   );
 }
 
+/**
+ * How often a heartbeat refreshes a presence channel's TTLs (presence-present.lua): a quarter of the
+ * shorter TTL, at most a minute. Keys then live at least 3/4 of their TTL after the last activity (a
+ * minute less than their TTL with the defaults of 24 hours and 7 days), and an ordinary heartbeat skips
+ * six PEXPIREs.
+ */
+export function ttlRefreshMs(
+  constants: Pick<ScriptConstants, 'channelTtlMs' | 'backlogTtlMs'>,
+): number {
+  return Math.min(
+    60_000,
+    Math.floor(Math.min(constants.channelTtlMs, constants.backlogTtlMs) / 4),
+  );
+}
+
 /** The per-store constants the scripts read as Lua locals (see {@link constantsLine}). */
 export interface ScriptConstants {
   backlogSize: number;
@@ -255,7 +273,7 @@ export interface ScriptConstants {
  */
 function constantsLine(constants: ScriptConstants): string {
   return (
-    'local BACKLOG_SIZE, CHANNEL_TTL_MS, BACKLOG_TTL_MS, IDS_PER_MS, OVERDUE_MS, EMPTY_CHANNEL_TTL_MS = ' +
+    'local BACKLOG_SIZE, CHANNEL_TTL_MS, BACKLOG_TTL_MS, IDS_PER_MS, OVERDUE_MS, EMPTY_CHANNEL_TTL_MS, TTL_REFRESH_MS = ' +
     [
       constants.backlogSize,
       constants.channelTtlMs,
@@ -263,6 +281,7 @@ function constantsLine(constants: ScriptConstants): string {
       GLOBAL_IDS_PER_MS,
       OVERDUE_REINDEX_MS,
       constants.emptyChannelTtlMs,
+      ttlRefreshMs(constants),
     ].join(', ')
   );
 }

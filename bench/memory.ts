@@ -14,7 +14,7 @@ import type { PublishRules } from '../server/src/core/store.js';
 import { RedisStore } from '../server/src/store/redis-store.js';
 import { runConcurrent } from './lib/load.js';
 import {
-  benchPrefix,
+  shortBenchPrefix,
   connectRedis,
   deletePrefix,
   usedMemory,
@@ -34,7 +34,7 @@ const CHANNELS_PER_USER = 10;
 const KINDS = [
   'p|clients',
   'p|users',
-  'p|profiles',
+  '}|profile',
   'p|info',
   'b|meta',
   'b|log',
@@ -43,7 +43,7 @@ const KINDS = [
 const PRESENCE_KINDS = new Set([
   'p|clients',
   'p|users',
-  'p|profiles',
+  '}|profile',
   'p|info',
   'sweep|',
 ]);
@@ -107,7 +107,8 @@ const bench: Bench = {
     const targets: TargetCheck[] = [];
     try {
       for (const { channels, clients } of scenarios) {
-        const prefix = benchPrefix('memory');
+        // As short as the default prefix `ep:`: key names are part of what is measured.
+        const prefix = shortBenchPrefix();
         const store = new RedisStore(redis, { keyPrefix: prefix });
         const total = channels * clients;
         // Client i is in channel i % channels; users are distinct within a channel, and each is in
@@ -153,7 +154,7 @@ const bench: Bench = {
           const label = `${fmt(channels)} ch × ${fmt(clients)}, ${fmt(users)} users in ${perUser} ch each`;
           figures[`${label} presence bytes/client`] = presence / total;
           figures[`${label} all keys bytes/client`] = all / total;
-          const profiles = usage.get('p|profiles') ?? 0;
+          const profiles = usage.get('}|profile') ?? 0;
           rows.push([
             label,
             infoDelta,
@@ -206,13 +207,16 @@ const bench: Bench = {
         },
         {
           title: 'MEMORY USAGE per client by key kind',
-          columns: ['scenario', ...KINDS],
+          columns: [
+            'scenario',
+            ...KINDS.map((k) => (k === '}|profile' ? '{user|id}|profile' : k)),
+          ],
           rows: breakdown,
         },
       ],
       targets,
       notes: [
-        `Each user is present in ${CHANNELS_PER_USER} channels (a channel group of the scenario) with one 32-hex client id, so channels hold distinct users and users repeat across channels as in a deployment; every first enter appends an \`entering_users\` message to the channel backlog (capped at 1,000 messages).`,
+        `Each user is present in ${CHANNELS_PER_USER} channels (a channel group of the scenario) with one 32-hex client id, so channels hold distinct users and users repeat across channels as in a deployment; every first enter appends an \`entering_users\` message to the channel backlog (capped at 1,000 messages). Profiles are stored once per user (\`{user|id}|profile\`), so their bytes are shared by the user's ${CHANNELS_PER_USER} channels.`,
         `Reference (Discourse, the design this follows): ${REFERENCE.withBacklog} B per present client with its message backlog, ${REFERENCE.withoutBacklog} B without.`,
         'INFO used_memory is server-wide: on a shared Redis other clients move it; MEMORY USAGE (SAMPLES 0) sums our keys exactly.',
       ],

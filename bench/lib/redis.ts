@@ -31,6 +31,15 @@ export function benchPrefix(name: string): string {
 }
 
 /**
+ * A unique key prefix as short as a deployment's (the default is `ep:`): 6 characters, `e` + 4 random
+ * hex + `:`, for the benches that measure bytes per key (every key name carries the prefix). It names
+ * no bench: a crashed run's keys are found by `redis-cli --scan --pattern 'e????:*'`.
+ */
+export function shortBenchPrefix(): string {
+  return `e${randomBytes(2).toString('hex')}:`;
+}
+
+/**
  * Deletes every key under `prefix` (SCAN + UNLINK, bounded), never FLUSHALL: the Redis is shared.
  * Returns the number of keys deleted.
  */

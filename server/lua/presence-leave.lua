@@ -4,15 +4,14 @@
   rules (or the given ones, which are then stored). An unknown client is a silent no-op that touches
   nothing. The sweep index is left alone: removing a client can only make the earliest expiry later.
 
-  KEYS[1] clients   ZSET  "<userId>:<clientId>" -> expiry (ms)
-  KEYS[2] users     HASH  userId -> number of present clients
-  KEYS[3] profiles  HASH  userId -> user JSON
-  KEYS[4] info      HASH  count_only, publish, audience, due, touched, v (the state version)
-  KEYS[5] busMeta   HASH  id, gid
-  KEYS[6] busLog    ZSET  message_id -> message JSON
-  KEYS[7] shard channel of the bus channel
+  KEYS[1] clients   ZSET  "<userId>:<client tag>" -> expiry (ms)
+  KEYS[2] users     HASH  userId -> "<present clients>:<profile fingerprint>"
+  KEYS[3] info      HASH  count_only, publish, audience, due, touched, v (the state version)
+  KEYS[4] busMeta   HASH  id, gid
+  KEYS[5] busLog    ZSET  message_id -> message JSON
+  KEYS[6] shard channel of the bus channel
 
-  ARGV[1] member          "<userId>:<clientId>"
+  ARGV[1] member          "<userId>:<client tag>"
   ARGV[2] userId
   ARGV[3] now             ms
   ARGV[4] hasRules        "1": ARGV[5..7] are the rules to use and store; "0": use the stored ones
@@ -28,8 +27,8 @@
 ]]
 local rcall = redis.call
 -- @constants
-local clientsKey, usersKey, profilesKey, infoKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local busMetaKey, busLogKey, shardChannel = KEYS[5], KEYS[6], KEYS[7]
+local clientsKey, usersKey, infoKey = KEYS[1], KEYS[2], KEYS[3]
+local busMetaKey, busLogKey, shardChannel = KEYS[4], KEYS[5], KEYS[6]
 local member, userId, now = ARGV[1], ARGV[2], ARGV[3]
 local hasRules, countOnly, publish, audienceJson = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local busChannelJson = ARGV[8]
@@ -52,9 +51,11 @@ else
 end
 
 local changed = 0
-if rcall('HINCRBY', usersKey, userId, '-1') <= 0 then
+local clients, fingerprint = userEntry(rcall('HGET', usersKey, userId))
+if clients > 1 then
+  rcall('HSET', usersKey, userId, formatUserEntry(clients - 1, fingerprint))
+else
   rcall('HDEL', usersKey, userId)
-  rcall('HDEL', profilesKey, userId)
   changed = 1
   addInfoWrite(infoWrites, 'v', nextVersion(stored[4], now))
 end
@@ -67,5 +68,5 @@ if changed == 1 and publish == '1' then
   message = appendMessage(busMetaKey, busLogKey, shardChannel, busChannelJson, data, audienceJson, now)
 end
 
-settleChannel(clientsKey, usersKey, profilesKey, infoKey, busMetaKey, busLogKey, stored[5], now)
+settleChannel(clientsKey, usersKey, infoKey, busMetaKey, busLogKey, stored[5], now)
 return {changed, message}

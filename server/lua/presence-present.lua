@@ -4,18 +4,20 @@
   /presence<channel> and its shard channel; a repeated call from the same client is a heartbeat that only
   moves the expiry. Stores the publish rules so that leave(null) and the sweep can publish alike.
 
-  KEYS[1] clients   ZSET  "<userId>:<clientId>" -> expiry (ms)
-  KEYS[2] users     HASH  userId -> number of present clients
-  KEYS[3] profiles  HASH  userId -> user JSON {id, username, name, avatar_template}
-  KEYS[4] info      HASH  count_only, publish, audience (the publish rules); due (sweep index score);
+  KEYS[1] clients   ZSET  "<userId>:<client tag>" -> expiry (ms)
+  KEYS[2] users     HASH  userId -> "<present clients>:<profile fingerprint>"
+  KEYS[3] info      HASH  count_only, publish, audience (the publish rules); due (sweep index score);
                           touched (when the TTLs were last refreshed); v (the state version, see nextVersion)
-  KEYS[5] busMeta   HASH  id (last message_id), gid (last global_id)
-  KEYS[6] busLog    ZSET  message_id -> message JSON (the backlog)
-  KEYS[7] shard channel of the bus channel (SPUBLISH target; same hash tag as the keys)
+  KEYS[4] busMeta   HASH  id (last message_id), gid (last global_id)
+  KEYS[5] busLog    ZSET  message_id -> message JSON (the backlog)
+  KEYS[6] shard channel of the bus channel (SPUBLISH target; same hash tag as the keys)
 
-  ARGV[1] member          "<userId>:<clientId>"
+  The profiles themselves are stored once per user, outside this slot (RedisStore writes them); the
+  channel keeps a fingerprint of the profile it last saw, so an edited profile moves the state version.
+
+  ARGV[1] member          "<userId>:<client tag>"
   ARGV[2] userId
-  ARGV[3] userJson        the user, already reduced to the four public fields
+  ARGV[3] userJson        the user, already reduced to the four public fields (for the change message)
   ARGV[4] expiresAt       ms
   ARGV[5] now             ms (the caller's clock, never TIME)
   ARGV[6] countOnly       "1" | "0"
@@ -23,6 +25,7 @@
   ARGV[8] audienceJson    ',"user_ids":[..],"group_ids":[..]' or ""
   ARGV[9] busChannelJson  the bus channel name as a JSON string
   ARGV[10] maxUsers       most distinct users at once, or "" (no limit)
+  ARGV[11] fingerprint    a short hash of userJson, without ":"
 
   Per-store constants (written by the loader): BACKLOG_SIZE, CHANNEL_TTL_MS, BACKLOG_TTL_MS, IDS_PER_MS,
   OVERDUE_MS (re-request indexing when the recorded due time is this far in the past), TTL_REFRESH_MS.
@@ -35,27 +38,32 @@
 ]]
 local rcall = redis.call
 -- @constants
-local clientsKey, usersKey, profilesKey, infoKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local busMetaKey, busLogKey, shardChannel = KEYS[5], KEYS[6], KEYS[7]
+local clientsKey, usersKey, infoKey = KEYS[1], KEYS[2], KEYS[3]
+local busMetaKey, busLogKey, shardChannel = KEYS[4], KEYS[5], KEYS[6]
 local member, userId, userJson = ARGV[1], ARGV[2], ARGV[3]
 local expiresAt, now = ARGV[4], ARGV[5]
 local countOnly, publish, audienceJson, busChannelJson = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
-local maxUsers = ARGV[10]
+local maxUsers, fingerprint = ARGV[10], ARGV[11]
 
 -- @include append-message
 
+local entry = rcall('HGET', usersKey, userId)
 -- Full: checked before any write, in the same script as the write, so racing processes cannot exceed it.
 -- A present member (another tab, a heartbeat) is never refused.
-if maxUsers ~= '' and rcall('HEXISTS', usersKey, userId) == 0
-    and rcall('HLEN', usersKey) >= tonumber(maxUsers) then
+if maxUsers ~= '' and entry == false and rcall('HLEN', usersKey) >= tonumber(maxUsers) then
   return {0, false, false, 1}
 end
 
 local isNewClient = rcall('ZADD', clientsKey, expiresAt, member) == 1
--- A heartbeat nearly always carries the stored profile: compare rather than rewrite (a write dirties the
--- key and is replicated). A user who is not present yet has no stored profile, so this also catches them.
-local profileChanged = rcall('HGET', profilesKey, userId) ~= userJson
-if profileChanged then rcall('HSET', profilesKey, userId, userJson) end
+local clients, seen = userEntry(entry)
+-- A user without an entry is new here (or their entry was lost while a client stayed: announce again).
+if isNewClient or clients == 0 then clients = clients + 1 end
+-- A heartbeat nearly always carries the profile already seen: compare rather than rewrite (a write
+-- dirties the key and is replicated).
+local profileChanged = seen ~= fingerprint
+if isNewClient or profileChanged then
+  rcall('HSET', usersKey, userId, formatUserEntry(clients, fingerprint))
+end
 
 -- One read of the info hash; its writes are collected into one HSET at the end. A missing field reads as
 -- false, which never equals a string, so rules are (re)written when new or changed.
@@ -66,7 +74,7 @@ if info[1] ~= countOnly or info[2] ~= publish or info[3] ~= audienceJson then
 end
 
 local changed = 0
-if isNewClient and rcall('HINCRBY', usersKey, userId, '1') == 1 then changed = 1 end
+if entry == false then changed = 1 end
 -- A state read can see this call: the users list (and so a cached copy of it) changed.
 if changed == 1 or profileChanged then addInfoWrite(infoWrites, 'v', nextVersion(info[6], now)) end
 
@@ -98,7 +106,7 @@ if (isNewClient and rcall('ZCARD', clientsKey) == 1) or touched == nil
     or touched + TTL_REFRESH_MS <= tonumber(now) then
   addInfoWrite(infoWrites, 'touched', now)
   rcall('HSET', infoKey, unpack(infoWrites))
-  touchChannel(clientsKey, usersKey, profilesKey, infoKey, busMetaKey, busLogKey)
+  touchChannel(clientsKey, usersKey, infoKey, busMetaKey, busLogKey)
 elseif #infoWrites > 0 then
   rcall('HSET', infoKey, unpack(infoWrites))
 end

@@ -5,13 +5,12 @@
   announce each expiry exactly once: the second finds nothing left to remove.
   Re-computes the channel's next due time (its earliest remaining expiry) for the sweep index.
 
-  KEYS[1] clients   ZSET  "<userId>:<clientId>" -> expiry (ms)
-  KEYS[2] users     HASH  userId -> number of present clients
-  KEYS[3] profiles  HASH  userId -> user JSON
-  KEYS[4] info      HASH  count_only, publish, audience, due, touched, v (the state version)
-  KEYS[5] busMeta   HASH  id, gid
-  KEYS[6] busLog    ZSET  message_id -> message JSON
-  KEYS[7] shard channel of the bus channel
+  KEYS[1] clients   ZSET  "<userId>:<client tag>" -> expiry (ms)
+  KEYS[2] users     HASH  userId -> "<present clients>:<profile fingerprint>"
+  KEYS[3] info      HASH  count_only, publish, audience, due, touched, v (the state version)
+  KEYS[4] busMeta   HASH  id, gid
+  KEYS[5] busLog    ZSET  message_id -> message JSON
+  KEYS[6] shard channel of the bus channel
 
   ARGV[1] now             ms
   ARGV[2] busChannelJson
@@ -23,19 +22,30 @@
 ]]
 local rcall = redis.call
 -- @constants
-local clientsKey, usersKey, profilesKey, infoKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local busMetaKey, busLogKey, shardChannel = KEYS[5], KEYS[6], KEYS[7]
+local clientsKey, usersKey, infoKey = KEYS[1], KEYS[2], KEYS[3]
+local busMetaKey, busLogKey, shardChannel = KEYS[4], KEYS[5], KEYS[6]
 local now, busChannelJson = ARGV[1], ARGV[2]
 
 -- @include append-message
 
 local expired = rcall('ZRANGEBYSCORE', clientsKey, '-inf', now)
-local leftUserIds = {}
+-- Expired clients per user first (in first-seen order), so each user's entry is read and written once.
+local gone, order = {}, {}
 for _, member in ipairs(expired) do
   local userId = string.sub(member, 1, string.find(member, ':', 1, true) - 1)
-  if rcall('HINCRBY', usersKey, userId, '-1') <= 0 then
+  if gone[userId] == nil then
+    gone[userId] = 0
+    order[#order + 1] = userId
+  end
+  gone[userId] = gone[userId] + 1
+end
+local leftUserIds = {}
+for _, userId in ipairs(order) do
+  local clients, fingerprint = userEntry(rcall('HGET', usersKey, userId))
+  if clients > gone[userId] then
+    rcall('HSET', usersKey, userId, formatUserEntry(clients - gone[userId], fingerprint))
+  else
     rcall('HDEL', usersKey, userId)
-    rcall('HDEL', profilesKey, userId)
     leftUserIds[#leftUserIds + 1] = userId
   end
 end
@@ -57,6 +67,6 @@ if #expired > 0 then
     end
     message = appendMessage(busMetaKey, busLogKey, shardChannel, busChannelJson, data, rules[3] or '', now)
   end
-  settleChannel(clientsKey, usersKey, profilesKey, infoKey, busMetaKey, busLogKey, rules[5], now)
+  settleChannel(clientsKey, usersKey, infoKey, busMetaKey, busLogKey, rules[5], now)
 end
 return {#expired, nextDue, message}

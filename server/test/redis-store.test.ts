@@ -5,7 +5,8 @@ import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 
 import { RedisKeys, escapeKeyPart } from '../src/store/keys.js';
-import { RedisStore } from '../src/store/redis-store.js';
+import { encodeProfile } from '../src/store/profile-codec.js';
+import { PROFILE_TTL_MS, RedisStore } from '../src/store/redis-store.js';
 import { runStoreContract, user } from './store-contract.js';
 import {
   FAIL_FAST,
@@ -68,10 +69,7 @@ describe('RedisStore on one Redis', () => {
       await store.leave('/site/online', 1, 'tab', PUBLIC, T + 1);
       for (const ttl of await ttls())
         assert.ok(ttl > 0 && ttl <= 600_000, `short TTL once empty (${ttl})`);
-      assert.equal(
-        await shared.exists(keys.clients, keys.users, keys.profiles),
-        0,
-      );
+      assert.equal(await shared.exists(keys.clients, keys.users), 0);
 
       await store.present(
         '/site/online',
@@ -94,13 +92,18 @@ describe('RedisStore on one Redis', () => {
     }
   });
 
-  it('expires channel keys 24 hours and backlogs 7 days after their last activity', () =>
+  it('expires channel keys 24 hours, profiles 1 hour and backlogs 7 days after their last activity', () =>
     withStore(async (store) => {
       await store.present('/site/online', user(1), 'tab', 60_000, PUBLIC, T);
       await store.setConfig('/site/online', null, 120_000, T);
       await store.hit('user:1', 10_000, T);
       const keys = store.keys.presence('/site/online');
-      for (const key of [keys.clients, keys.users, keys.profiles, keys.info]) {
+      const profileTtl = await shared.pttl(store.keys.userProfile(1));
+      assert.ok(
+        profileTtl > PROFILE_TTL_MS - 60_000 && profileTtl <= PROFILE_TTL_MS,
+        `profile PTTL ${profileTtl}`,
+      );
+      for (const key of [keys.clients, keys.users, keys.info]) {
         const ttl = await shared.pttl(key);
         assert.ok(
           ttl > 24 * HOUR - 60_000 && ttl <= 24 * HOUR,
@@ -134,7 +137,6 @@ describe('RedisStore on one Redis', () => {
       const all = [
         keys.clients,
         keys.users,
-        keys.profiles,
         keys.info,
         keys.bus.meta,
         keys.bus.log,
@@ -175,6 +177,87 @@ describe('RedisStore on one Redis', () => {
     }
   });
 
+  it('stores a profile once per user, compactly; a lost one shows as the id until the next present writes it again', () =>
+    withStore(async (store) => {
+      for (const channel of ['/a', '/b', '/c'])
+        await store.present(channel, user(1), 'tab', 60_000, PUBLIC, T);
+      const key = store.keys.userProfile(1);
+      assert.equal(
+        await shared.get(key),
+        '["user1","User 1","/avatars/1/{size}.png"]',
+      );
+      assert.equal(
+        (await shared.keys(`${store.keys.prefix}*profile*`)).length,
+        1,
+        'one profile key for three channels',
+      );
+
+      await shared.del(key); // evicted, or lost with a Redis node
+      const lost = await store.state('/a', false, T + 1);
+      assert.deepEqual('users' in lost && lost.users, [
+        { id: 1, username: '1', name: null, avatar_template: '' },
+      ]);
+      // A heartbeat of the same client with the same profile: the read forgot it, so it is written.
+      await store.present('/a', user(1), 'tab', 60_000, PUBLIC, T + 2);
+      const back = await store.state('/a', false, T + 3);
+      assert.deepEqual('users' in back && back.users, [user(1)]);
+
+      // Something else under the key (another tool, a later format): shown by id, never a crash.
+      await shared.set(key, '{"not":"a profile"}');
+      const odd = await store.state('/b', false, T + 4);
+      assert.deepEqual('users' in odd && odd.users.map((u) => u.username), [
+        '1',
+      ]);
+    }));
+
+  it('takes over a channel written by the previous layout (raw client ids, counts without fingerprints)', () =>
+    withStore(async (store) => {
+      const keys = store.keys.presence('/site/online');
+      // What 0.1.0 before per-user profiles left: user 1 present with client "tab" until T + 60 s.
+      await shared.zadd(keys.clients, T + 60_000, '1:tab');
+      await shared.hset(keys.users, '1', '1');
+      await shared.hset(
+        keys.info,
+        ...['count_only', '0', 'publish', '1', 'audience', ''],
+        ...['due', String(T + 60_000)],
+      );
+      await shared.zadd(
+        store.keys.sweepShardOf('/site/online'),
+        T + 60_000,
+        '/site/online',
+      );
+      const beat = await store.present(
+        '/site/online',
+        user(1),
+        'tab',
+        120_000,
+        PUBLIC,
+        T + 1000,
+      );
+      assert.deepEqual(
+        beat,
+        { changed: false, message: null },
+        'no re-announce',
+      );
+      assert.match(
+        (await shared.hget(keys.users, '1')) ?? '',
+        /^2:[\w-]{4}$/,
+        'both clients counted, fingerprint added',
+      );
+      const left = await store.leave(
+        '/site/online',
+        1,
+        'tab',
+        PUBLIC,
+        T + 2000,
+      );
+      assert.equal(left.changed, false, 'the old entry still holds the user');
+      const swept = await store.sweep(T + 60_000);
+      assert.equal(swept.expiredClients, 1);
+      assert.deepEqual(swept.messages[0]?.data, { leaving_user_ids: [1] });
+      assert.equal(await shared.exists(keys.users), 0);
+    }));
+
   it('a read of an unchanged channel transfers no users; each process checks its copy against Redis', async () => {
     const prefix = randomKeyPrefix();
     const reader = new RedisStore(shared, { keyPrefix: prefix });
@@ -184,7 +267,6 @@ describe('RedisStore on one Redis', () => {
     });
     const writer = new RedisStore(shared, { keyPrefix: prefix });
     try {
-      const keys = reader.keys.presence('/site/online');
       await writer.present('/site/online', user(1), 'a', 60_000, PUBLIC, T);
       const users = async (store: RedisStore) => {
         const state = await store.state('/site/online', false, T + 1);
@@ -193,10 +275,9 @@ describe('RedisStore on one Redis', () => {
       assert.deepEqual(await users(reader), ['User 1']);
       // Written behind the stores' back (no version change): a reader holding the list does not see it,
       // which shows its read did not transfer the users; a store without the cache does.
-      await shared.hset(
-        keys.profiles,
-        '1',
-        JSON.stringify({ ...user(1), name: 'Behind' }),
+      await shared.set(
+        reader.keys.userProfile(1),
+        encodeProfile({ ...user(1), name: 'Behind' }),
       );
       assert.deepEqual(await users(reader), ['User 1']);
       assert.deepEqual(await users(uncached), ['Behind']);
@@ -320,10 +401,10 @@ describe('RedisStore on one Redis', () => {
         await roundTrips(() =>
           store.present('/site/online', user(1), 'tab', 1000, PUBLIC, T),
         ),
-        ['zadd', `script ${keys.clients}`, 'zadd'],
-        'a client this process has not seen is indexed for the sweep BEFORE the state changes (a crash ' +
-          'between the two leaves no unswept client); the first client indexes again after, in case a ' +
-          'sweeper was re-scoring the entry',
+        ['zadd', 'set', `script ${keys.clients}`, 'zadd'],
+        'a client this process has not seen is indexed for the sweep, and its profile written, BEFORE ' +
+          'the state changes (a crash between them leaves no unswept client and no listed user without ' +
+          'a profile); the first client indexes again after, in case a sweeper was re-scoring the entry',
       );
       assert.deepEqual(
         await roundTrips(() =>
@@ -336,8 +417,34 @@ describe('RedisStore on one Redis', () => {
         await roundTrips(() =>
           store.present('/site/online', user(2), 'tab', 5000, PUBLIC, T + 1),
         ),
-        ['zadd', `script ${keys.clients}`],
+        ['zadd', 'set', `script ${keys.clients}`],
         'another new client: index first (ZADD LT, a no-op for a later expiry)',
+      );
+      assert.deepEqual(
+        await roundTrips(() =>
+          store.present('/other', user(1), 'tab', 1000, PUBLIC, T + 1),
+        ),
+        [
+          'zadd',
+          'set',
+          `script ${store.keys.presence('/other').clients}`,
+          'zadd',
+        ],
+        'a known user in a channel new to them: written again (cheap next to an enter)',
+      );
+      assert.deepEqual(
+        await roundTrips(() =>
+          store.present(
+            '/site/online',
+            { ...user(1), name: 'Edited' },
+            'tab',
+            1000,
+            PUBLIC,
+            T + 2,
+          ),
+        ),
+        ['set', `script ${keys.clients}`],
+        'an edited profile is written before the heartbeat that carries it',
       );
       assert.deepEqual(
         await roundTrips(() =>
@@ -551,7 +658,6 @@ describe('Redis keys', () => {
       return [
         k.clients,
         k.users,
-        k.profiles,
         k.info,
         k.bus.meta,
         k.bus.log,

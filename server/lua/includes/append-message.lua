@@ -40,6 +40,22 @@ local function addInfoWrite(writes, ...)
   for _, value in ipairs({...}) do writes[#writes + 1] = value end
 end
 
+--[[
+  userEntry: a users hash value "<present clients>:<profile fingerprint>" as (clients, fingerprint);
+  (0, false) for a missing one, and (clients, false) for a value written before fingerprints ("<n>").
+  formatUserEntry builds one.
+]]
+local function userEntry(entry)
+  if not entry then return 0, false end
+  local sep = string.find(entry, ':', 1, true)
+  if sep == nil then return tonumber(entry) or 0, false end
+  return tonumber(string.sub(entry, 1, sep - 1)) or 0, string.sub(entry, sep + 1)
+end
+
+local function formatUserEntry(clients, fingerprint)
+  return string.format('%d', clients) .. ':' .. fingerprint
+end
+
 -- Arguments of redis.call as strings: Redis formats a Lua number argument with snprintf("%.17g") on
 -- every call, which costs about as much as a cheap command.
 local CHANNEL_TTL_TEXT = string.format('%d', CHANNEL_TTL_MS)
@@ -91,10 +107,9 @@ end
   BACKLOG_TTL_MS. Both run after the script's writes, so keys it created get their TTL; PEXPIRE on a key
   that does not exist is a no-op.
 ]]
-local function touchChannel(clientsKey, usersKey, profilesKey, infoKey, metaKey, logKey)
+local function touchChannel(clientsKey, usersKey, infoKey, metaKey, logKey)
   rcall('PEXPIRE', clientsKey, CHANNEL_TTL_TEXT)
   rcall('PEXPIRE', usersKey, CHANNEL_TTL_TEXT)
-  rcall('PEXPIRE', profilesKey, CHANNEL_TTL_TEXT)
   rcall('PEXPIRE', infoKey, CHANNEL_TTL_TEXT)
   touchBacklog(metaKey, logKey)
 end
@@ -107,12 +122,12 @@ end
   abandoned channels cost minutes of storage, not days. A later present restores the long TTLs.
 ]]
 local EMPTY_CHANNEL_TTL_TEXT = string.format('%d', EMPTY_CHANNEL_TTL_MS)
-local function settleChannel(clientsKey, usersKey, profilesKey, infoKey, metaKey, logKey, touched, now)
+local function settleChannel(clientsKey, usersKey, infoKey, metaKey, logKey, touched, now)
   if rcall('EXISTS', clientsKey) == 1 then
     local last = tonumber(touched)
     if last == nil or last + TTL_REFRESH_MS <= tonumber(now) then
       rcall('HSET', infoKey, 'touched', now)
-      touchChannel(clientsKey, usersKey, profilesKey, infoKey, metaKey, logKey)
+      touchChannel(clientsKey, usersKey, infoKey, metaKey, logKey)
     end
   else
     rcall('PEXPIRE', infoKey, EMPTY_CHANNEL_TTL_TEXT)

@@ -4,9 +4,8 @@
  * Layout, for prefix `ep:` and presence channel `/site/online` (bus channel `/presence/site/online`):
  *
  * ```
- * ep:{/presence/site/online}p|clients    ZSET  "<userId>:<clientId>" -> expiry ms
- * ep:{/presence/site/online}p|users      HASH  userId -> present clients
- * ep:{/presence/site/online}p|profiles   HASH  userId -> user JSON
+ * ep:{/presence/site/online}p|clients    ZSET  "<userId>:<client tag>" -> expiry ms (tag: see clientTag)
+ * ep:{/presence/site/online}p|users      HASH  userId -> "<present clients>:<profile fingerprint>"
  * ep:{/presence/site/online}p|info       HASH  publish rules, due (sweep index score), touched (last TTL
  *                                              refresh), v (state version, for in-process state caches)
  * ep:{/presence/site/online}b|meta       HASH  id (last message_id), gid (last global_id)
@@ -17,6 +16,7 @@
  * ep:rate|<key>                          HASH  start, count (PX TTL)
  * ep:{user|7}|channels                   ZSET  channel -> until ms (the per-user cap's claims)
  * ep:{user|7}|update-rate                HASH  start, count (PX TTL): user 7's update rate window
+ * ep:{user|7}|profile                    STRING user 7's profile, compact JSON (PX TTL; see profile-codec)
  * ```
  *
  * Why it is shaped this way:
@@ -28,6 +28,9 @@
  *   containing braces cannot create an accidental tag.
  * - A user's claims and update rate window share the tag `{user|<id>}` (never a bus channel's: those
  *   start with `/`), so one script admits an update (user-update-admit.lua).
+ * - A profile is stored once per user, not once per channel the user is in (it was 70 % of a present
+ *   client's bytes); a channel keeps only a fingerprint of it, so an edit still moves the channel's state
+ *   version. State reads fetch the profiles of the ids they list, grouped per node by ioredis.
  * - The sweep index is split into shards (each its own key, so its own slot) so no single key sits on
  *   the path of every channel.
  */
@@ -43,7 +46,6 @@ export const DEFAULT_SWEEP_SHARDS = 16;
 export interface PresenceKeys {
   clients: string;
   users: string;
-  profiles: string;
   info: string;
   bus: BusKeys;
 }
@@ -61,7 +63,6 @@ export function presenceScriptKeys(keys: PresenceKeys): string[] {
   return [
     keys.clients,
     keys.users,
-    keys.profiles,
     keys.info,
     keys.bus.meta,
     keys.bus.log,
@@ -145,7 +146,6 @@ export class RedisKeys {
     return {
       clients: `${base}p|clients`,
       users: `${base}p|users`,
-      profiles: `${base}p|profiles`,
       info: `${base}p|info`,
       bus: this.bus(busChannel),
     };
@@ -181,6 +181,11 @@ export class RedisKeys {
   /** The rate window of user `userId`'s updates (the user's slot, with {@link userChannels}). */
   userUpdateRate(userId: number): string {
     return `${this.prefix}{user|${userId}}|update-rate`;
+  }
+
+  /** User `userId`'s profile (the user's slot). */
+  userProfile(userId: number): string {
+    return `${this.prefix}{user|${userId}}|profile`;
   }
 
   /** A rate-limit window. */

@@ -29,6 +29,12 @@ import {
   presenceScriptKeys,
 } from './keys.js';
 import { defineScripts, prepareScripts, type RunScript } from './scripts.js';
+import {
+  clientTag,
+  decodeProfile,
+  encodeProfile,
+  profileFingerprint,
+} from './profile-codec.js';
 import { StateCache } from './state-cache.js';
 
 /** Options of {@link RedisStore}. Every field is optional. */
@@ -61,6 +67,25 @@ export interface RedisStoreOptions extends RetentionOptions {
 
 /** A connection the store can use: a standalone/sentinel `Redis` or a `Cluster`. */
 export type RedisConnection = Redis | Cluster;
+
+/**
+ * A user's stored profile lives an hour after the last write; every process presenting the user
+ * writes it again each quarter of that (a SET per present user per 15 minutes and process).
+ */
+export const PROFILE_TTL_MS = 60 * 60 * 1000;
+
+/** Users whose written profile a store remembers (~200 B each); a forgotten one costs one SET. */
+const KNOWN_PROFILES_SIZE = 50_000;
+
+/** Profile keys per MGET of a state read on one node. */
+const PROFILE_READ_CHUNK = 1000;
+
+/** A profile as stored (see profile-codec.ts), and when this process must write it again. */
+interface KnownProfile {
+  encoded: string;
+  fingerprint: string;
+  refreshAt: number;
+}
 
 /** See `RedisStoreOptions.stateCacheUsers`: a 100,000-user list is ~20 MB of parsed objects. */
 export const DEFAULT_STATE_CACHE_USERS = 100_000;
@@ -136,6 +161,8 @@ export class RedisStore implements PresenceStore {
   /** Least recently used first (a hit moves its entry to the end). */
   readonly #channels = new Map<string, ChannelEntry>();
   readonly #knownClients = new Map<string, number>();
+  /** Profiles this process wrote (user id → what and until when it need not write it again). */
+  readonly #knownProfiles = new Map<number, KnownProfile>();
   readonly #stateCache: StateCache;
 
   #subscriber: RedisConnection | undefined;
@@ -234,6 +261,7 @@ export class RedisStore implements PresenceStore {
 
     const entry = this.#channel(channel);
     const userJson = JSON.stringify(member);
+    const profile = this.#profileOf(member);
     // The sweep index entry is written BEFORE the state when this process has not seen this client here
     // within its timeout (ZADD LT: it only ever moves a channel's due time earlier). A crash at any
     // instant then leaves at worst an index entry for a channel with nothing due, which the sweeper
@@ -242,13 +270,22 @@ export class RedisStore implements PresenceStore {
     // commands go out in order on one connection; a cluster keeps the index in another slot, so it is
     // awaited first.
     const known = `${channel}\n${member.id}:${clientId}`;
-    const indexFirst =
-      (this.#knownClients.get(known) ?? -Infinity) > now
+    const clientKnown = (this.#knownClients.get(known) ?? -Infinity) > now;
+    const indexFirst = clientKnown
+      ? undefined
+      : this.#redis.zadd(entry.sweepShard, 'LT', now + timeoutMs, channel);
+    // The profile, too, is written before the state that lists the user (a crash in between leaves a
+    // profile nobody lists, which expires), whenever this process has not written this very profile
+    // lately or does not know the client; a heartbeat of a known client with its known profile writes
+    // nothing here either.
+    const profileFirst =
+      clientKnown && profile.refreshAt > now
         ? undefined
-        : this.#redis.zadd(entry.sweepShard, 'LT', now + timeoutMs, channel);
-    if (indexFirst && this.#isCluster) await indexFirst;
+        : this.#writeProfile(member.id, profile, now);
+    if (this.#isCluster && (indexFirst || profileFirst))
+      await Promise.all([indexFirst, profileFirst]);
     const script = this.#run('present', entry.scriptKeys, [
-      `${member.id}:${clientId}`,
+      `${member.id}:${clientTag(clientId)}`,
       member.id,
       userJson,
       now + timeoutMs,
@@ -258,12 +295,17 @@ export class RedisStore implements PresenceStore {
       checked.audience ? audienceJson(checked.audience) : '',
       entry.busChannelJson,
       limit === null ? '' : limit,
+      profile.fingerprint,
     ]);
-    const [, reply] = await Promise.all([indexFirst, script]);
+    const [, , reply] = await Promise.all([indexFirst, profileFirst, script]);
     const [changed, messageJson, indexAt, full] = reply;
     // Refused: nothing was written (the early index entry, if any, is dropped by the sweeper).
     if (full === 1) return { changed: false, message: null, full: true };
     this.#rememberClient(known, now + timeoutMs);
+    // The user is new here although this process believed both written: the store lost its state
+    // (a Redis restart), so the profile may be gone too.
+    if (changed === 1 && !profileFirst)
+      await this.#writeProfile(member.id, profile, now);
 
     if (indexAt !== null) {
       // The due time got earlier while a sweeper may have been re-scoring the entry (its compare-and-set
@@ -294,7 +336,7 @@ export class RedisStore implements PresenceStore {
     const entry = this.#channel(channel);
     this.#knownClients.delete(`${channel}\n${userId}:${clientId}`);
     const [changed, messageJson] = await this.#run('leave', entry.scriptKeys, [
-      `${userId}:${clientId}`,
+      `${userId}:${clientTag(clientId)}`,
       userId,
       now,
       checked ? '1' : '0',
@@ -324,14 +366,21 @@ export class RedisStore implements PresenceStore {
       version === null ? undefined : this.#stateCache.get(channel, version);
     // A copy of the shared list (its frozen users are shared): callers may sort or extend their array.
     if (cached) return { users: cached.slice(), count, last_message_id };
-    // Parsed straight out of the reply (no rest copy of a 10,000-element array first) into a fresh
-    // array that is then sorted in place.
-    const users = new Array<PresenceUser>(reply.length - 3);
-    for (let i = 3; i < reply.length; i++) {
-      users[i - 3] = JSON.parse(reply[i] as string) as PresenceUser;
-    }
-    users.sort((a, b) => a.id - b.id);
-    if (version === null) return { users, count, last_message_id };
+    const ids = new Array<number>(reply.length - 3);
+    for (let i = 3; i < reply.length; i++) ids[i - 3] = Number(reply[i]);
+    ids.sort((a, b) => a - b);
+    const profiles = await this.#readProfiles(ids);
+    let complete = true;
+    const users = ids.map((id, i) => {
+      const user = decodeProfile(id, profiles[i] ?? null);
+      if (user) return user;
+      // Lost (Redis evicted or restarted without it): shown by id until the user's next present, which
+      // writes it again. Such a list is not cached.
+      complete = false;
+      this.#knownProfiles.delete(id);
+      return { id, username: String(id), name: null, avatar_template: '' };
+    });
+    if (version === null || !complete) return { users, count, last_message_id };
     const shared = this.#stateCache.set(channel, version, users);
     return { users: shared.slice(), count, last_message_id };
   }
@@ -596,12 +645,65 @@ export class RedisStore implements PresenceStore {
       );
   }
 
-  /** The cached keys of a presence channel (least recently used evicted first). */
+  /** Remembers that `known` (channel + client) is present until `until` (least recently used evicted first). */
   #rememberClient(known: string, until: number): void {
     this.#knownClients.delete(known); // re-inserted as the newest
     this.#knownClients.set(known, until);
     if (this.#knownClients.size > KNOWN_CLIENTS_SIZE)
       this.#knownClients.delete(this.#knownClients.keys().next().value!);
+  }
+
+  /** `user`'s stored form, with when this process last wrote exactly that (or `-Infinity`). */
+  #profileOf(user: PresenceUser): KnownProfile {
+    const encoded = encodeProfile(user);
+    const known = this.#knownProfiles.get(user.id);
+    if (known?.encoded === encoded) return known;
+    return {
+      encoded,
+      fingerprint: profileFingerprint(encoded),
+      refreshAt: -Infinity,
+    };
+  }
+
+  /**
+   * Writes user `userId`'s profile with {@link PROFILE_TTL_MS} (or the channel TTL when shorter), and
+   * remembers it until a quarter of that has passed (least recently used evicted first): until then this
+   * process writes it again only for a client it does not know, or an edit. A present user's profile
+   * therefore never lapses; a user who left everything leaves one key behind, for at most an hour.
+   */
+  async #writeProfile(
+    userId: number,
+    profile: KnownProfile,
+    now: number,
+  ): Promise<void> {
+    const ttlMs = Math.min(this.#channelTtlMs, PROFILE_TTL_MS);
+    await this.#redis.set(
+      this.keys.userProfile(userId),
+      profile.encoded,
+      'PX',
+      ttlMs,
+    );
+    this.#knownProfiles.delete(userId);
+    this.#knownProfiles.set(userId, {
+      ...profile,
+      refreshAt: now + Math.floor(ttlMs / 4),
+    });
+    if (this.#knownProfiles.size > KNOWN_PROFILES_SIZE)
+      this.#knownProfiles.delete(this.#knownProfiles.keys().next().value!);
+  }
+
+  /**
+   * The stored profiles of `ids`, in order (`null` where missing). One MGET per 1,000 on one node; on a
+   * cluster the keys live in the users' slots, so one GET each, which ioredis pipelines per node.
+   */
+  async #readProfiles(ids: readonly number[]): Promise<(string | null)[]> {
+    const keys = ids.map((id) => this.keys.userProfile(id));
+    if (this.#isCluster)
+      return Promise.all(keys.map((key) => this.#redis.get(key)));
+    const chunks: Promise<(string | null)[]>[] = [];
+    for (let i = 0; i < keys.length; i += PROFILE_READ_CHUNK)
+      chunks.push(this.#redis.mget(keys.slice(i, i + PROFILE_READ_CHUNK)));
+    return (await Promise.all(chunks)).flat();
   }
 
   #channel(channel: string): ChannelEntry {
@@ -615,7 +717,7 @@ export class RedisStore implements PresenceStore {
     const keys = this.keys.presence(channel);
     entry = {
       scriptKeys: presenceScriptKeys(keys),
-      stateKeys: [keys.users, keys.profiles, keys.info, keys.bus.meta],
+      stateKeys: [keys.users, keys.info, keys.bus.meta],
       busChannelJson: JSON.stringify(presenceBusChannel(channel)),
       sweepShard: this.keys.sweepShardOf(channel),
     };

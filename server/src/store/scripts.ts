@@ -100,7 +100,7 @@ const SCRIPTS = {
   present: {
     command: 'emberPresencePresent',
     file: 'presence-present.lua',
-    keys: 7,
+    keys: 6,
     constants: true,
     // changed, message JSON, indexAt, full
     reply: tuple<[0 | 1, string | null, string | null, 0 | 1]>([
@@ -113,7 +113,7 @@ const SCRIPTS = {
   leave: {
     command: 'emberPresenceLeave',
     file: 'presence-leave.lua',
-    keys: 7,
+    keys: 6,
     constants: true,
     // changed, message JSON
     reply: tuple<[0 | 1, string | null]>([flag, textOrNil]),
@@ -121,7 +121,7 @@ const SCRIPTS = {
   sweep: {
     command: 'emberPresenceSweep',
     file: 'presence-sweep.lua',
-    keys: 7,
+    keys: 6,
     constants: true,
     // expired clients, next due time, message JSON
     reply: tuple<[number, string | null, string | null]>([
@@ -133,9 +133,9 @@ const SCRIPTS = {
   state: {
     command: 'emberPresenceState',
     file: 'presence-state.lua',
-    keys: 4,
+    keys: 3,
     readOnly: true,
-    // count, last message id, state version, then the user JSONs (none when the version was the cached one)
+    // count, last message id, state version, then the user ids (none when the version was the cached one)
     reply: tuple<[number, number, string | null], string>(
       [integer, integer, textOrNil],
       text,

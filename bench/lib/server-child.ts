@@ -76,8 +76,9 @@ async function start(config: ChildConfig): Promise<Running> {
           ? {
               longPollMs: 120_000,
               maxHeldPolls: config.maxHeldPolls ?? 20_000,
-              // Every poll of the bench comes from this machine's address.
+              // Every poll of the bench comes from this machine's address, following one channel.
               maxHeldPollsPerPeer: config.maxHeldPolls ?? 20_000,
+              maxFollowedChannelsPerPeer: config.maxHeldPolls ?? 20_000,
             }
           : {}),
         currentUser: benchUser,

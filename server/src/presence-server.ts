@@ -64,8 +64,16 @@ export interface PresenceServerOptions {
   longPollMs?: number;
   /** Long polls held at once by this process; beyond it polls are answered at once. Default 1000. */
   maxHeldPolls?: number;
-  /** Long polls held at once per signed-in user, or per IP for anonymous polls. Default 50. */
+  /**
+   * Long polls held at once per signed-in user, or per address for anonymous polls (an IPv6 address by
+   * its /64). Default 50.
+   */
   maxHeldPollsPerPeer?: number;
+  /**
+   * Channels followed at once by one peer's held polls, summed over them; a poll that would go past it is
+   * answered at once. Default 1000.
+   */
+  maxFollowedChannelsPerPeer?: number;
   /** Origins besides the server's own that may POST updates and poll (CSRF allow-list, and CORS). */
   allowedOrigins?: readonly string[];
   /** Structured logger. Default: JSON lines on stdout at `info`. */
@@ -243,6 +251,7 @@ function assemble(
     longPollMs: options.longPollMs,
     maxHeldPolls: options.maxHeldPolls,
     maxHeldPollsPerPeer: options.maxHeldPollsPerPeer,
+    maxFollowedChannelsPerPeer: options.maxFollowedChannelsPerPeer,
     allowedOrigins: options.allowedOrigins,
   });
 

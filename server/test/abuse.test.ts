@@ -1,14 +1,21 @@
 import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import request from 'supertest';
 import { createApp, type PresenceApp } from '../src/index.js';
-import { DEFAULT_MAX_BYTES_PER_POLL } from '../src/core/message-bus/index.js';
+import {
+  DEFAULT_MAX_BYTES_PER_POLL,
+  DEFAULT_MAX_FOLLOWED_CHANNELS_PER_PEER,
+} from '../src/core/message-bus/index.js';
 import { DEFAULT_EMPTY_CHANNEL_TTL_MS } from '../src/core/retention.js';
+import { PROFILE_TTL_MS } from '../src/store/redis-store.js';
 import {
   allowedUser,
   SAME_SITE_HEADERS,
   testOptions,
 } from './support/http-fixtures.js';
+import { openPoll, until } from './support/bus-http.js';
 import {
   connectTestRedis,
   deleteKeys,
@@ -25,6 +32,8 @@ import {
 async function redisFootprint(
   redis: ReturnType<typeof connectTestRedis>,
   prefix: string,
+  /** Keys left out of the figures (matched on the key without the prefix). */
+  except?: RegExp,
 ): Promise<{
   keys: number;
   bytes: number;
@@ -46,6 +55,7 @@ async function redisFootprint(
     );
     cursor = next;
     for (const key of batch) {
+      if (except?.test(key.slice(prefix.length))) continue;
       keys += 1;
       bytes += Number((await redis.memory('USAGE', key)) ?? 0);
       const ttl = await redis.pttl(key);
@@ -108,7 +118,7 @@ describe('abuse: one anonymous poll asking every channel from id 0', () => {
       `# one poll of 50 × 200 × 1 KB from id 0: ${bytes} bytes in ${elapsed} ms (cap ${DEFAULT_MAX_BYTES_PER_POLL})`,
     );
     assert.ok(
-      // The cap counts UTF-16 units of ASCII JSON here, i.e. bytes; a status entry may follow.
+      // The cap counts UTF-8 bytes of the messages; a status entry may follow.
       bytes <= DEFAULT_MAX_BYTES_PER_POLL + 1024,
       `answer ${bytes} bytes, above the cap`,
     );
@@ -201,6 +211,72 @@ describe('abuse: anonymous reads of made-up channel names', () => {
   });
 });
 
+describe('abuse: one anonymous client holding polls of made-up channels', () => {
+  const prefix = randomKeyPrefix();
+  const admin = connectTestRedis();
+  let app: PresenceApp;
+  let server: http.Server;
+  let origin: string;
+
+  before(async () => {
+    app = createApp(
+      testOptions({ redisUrl: REDIS_URL, redisKeyPrefix: prefix }),
+    );
+    server = http.createServer(app);
+    await new Promise<void>((resolve) =>
+      server.listen(0, '127.0.0.1', resolve),
+    );
+    origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+
+  after(async () => {
+    await app.presence.close();
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await deleteKeys(admin, `${prefix}*`);
+    await admin.quit();
+  });
+
+  it(`follows at most ${DEFAULT_MAX_FOLLOWED_CHANNELS_PER_PEER} channels (Redis subscriptions) for it; its other polls are answered at once`, async () => {
+    const POLLS = 10;
+    const PER_POLL = 200; // the most one poll may name
+    const polls = Array.from({ length: POLLS }, (_, i) =>
+      openPoll(origin, {
+        clientId: `attacker-${i}`,
+        body: Object.fromEntries(
+          Array.from({ length: PER_POLL }, (_, j) => [
+            `/made-up/${i}-${j}`,
+            null,
+          ]),
+        ),
+      }),
+    );
+    const held = DEFAULT_MAX_FOLLOWED_CHANNELS_PER_PEER / PER_POLL;
+    await until(
+      () => polls.filter((open) => open.ended()).length === POLLS - held,
+      'the polls past the cap are answered',
+      10_000,
+    );
+    await until(
+      () => app.presence.stats().listeners === held * PER_POLL,
+      'the others are held',
+      10_000,
+    );
+    const subscribed = (await admin.call(
+      'PUBSUB',
+      'SHARDCHANNELS',
+      `${prefix}*`,
+    )) as string[];
+    console.log(
+      `# ${POLLS} held polls × ${PER_POLL} made-up channels from one address: ${app.presence.stats().heldPolls} held, ` +
+        `${subscribed.length} Redis shard subscriptions (${POLLS * PER_POLL} without the cap)`,
+    );
+    assert.equal(app.presence.stats().heldPolls, held);
+    assert.ok(subscribed.length <= DEFAULT_MAX_FOLLOWED_CHANNELS_PER_PEER);
+    for (const open of polls) open.abort();
+  });
+});
+
 describe('abuse: a signed-in user entering and leaving fresh names', () => {
   const prefix = randomKeyPrefix();
   const admin = connectTestRedis();
@@ -242,7 +318,19 @@ describe('abuse: a signed-in user entering and leaving fresh names', () => {
     // The sweeper's next pass (due one channel timeout later) drops their sweep-index entries.
     skew += 61_000;
     await app.presence.sweep();
-    const left = await redisFootprint(admin, prefix);
+    // The churning user's profile is one key per user, not per channel: it goes within PROFILE_TTL_MS.
+    const profileTtl = await admin.pttl(
+      `${prefix}{user|${allowedUser.id}}|profile`,
+    );
+    assert.ok(
+      profileTtl > 0 && profileTtl <= PROFILE_TTL_MS,
+      `profile PTTL ${profileTtl}`,
+    );
+    const left = await redisFootprint(
+      admin,
+      prefix,
+      /^\{user\|\d+\}\|profile$/,
+    );
     console.log(
       `# ${ROUNDS * 50} channels entered and left: ${left.keys} keys, ${left.bytes} bytes ` +
         `(${Math.round(left.bytes / (ROUNDS * 50))} per channel), all gone within ${Math.round(left.maxTtlMs / 1000)} s ` +

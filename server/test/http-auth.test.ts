@@ -5,7 +5,11 @@ import { SignJWT, type JWTPayload } from 'jose';
 import request from 'supertest';
 import type { Request } from 'express';
 import { createApp, jwtCurrentUser, type PresenceApp } from '../src/index.js';
-import { tokenRejection } from '../src/http/auth/jwt.js';
+import {
+  MAX_CACHED_TOKEN_LENGTH,
+  MAX_CACHED_TOKENS_PER_USER,
+  tokenRejection,
+} from '../src/http/auth/jwt.js';
 import { DEMO_USERS } from '../src/http/auth/demo-users.js';
 import {
   bodyOf,
@@ -429,6 +433,52 @@ describe('JWT: verified tokens are cached until they expire', () => {
       jwtCurrentUser({ secret: SECRET, verifiedTokenCacheSize: -1 }),
       /verifiedTokenCacheSize/,
     );
+  });
+
+  it(`one user's distinct valid tokens take at most ${MAX_CACHED_TOKENS_PER_USER} entries: they cannot push other users out`, async () => {
+    const hook = await jwtCurrentUser({
+      secret: SECRET,
+      clock,
+      verifiedTokenCacheSize: 10,
+    });
+    const other = await hs256({ ...CLAIMS, sub: '1' });
+    const otherUser = await hook(withToken(other));
+    // A fresh token per login or refresh: same `sub`, distinct strings.
+    const mine = await Promise.all(
+      Array.from({ length: 20 }, (_, n) => hs256({ ...CLAIMS, jti: `t${n}` })),
+    );
+    const users = [];
+    for (const token of mine) users.push(await hook(withToken(token)));
+    assert.equal(await hook(withToken(other)), otherUser, 'still remembered');
+    for (let n = mine.length - MAX_CACHED_TOKENS_PER_USER; n < mine.length; n++)
+      assert.equal(await hook(withToken(mine[n]!)), users[n], `token ${n}`);
+    // The oldest were forgotten: verified again.
+    const first = await hook(withToken(mine[0]!));
+    assert.deepEqual(first, users[0]);
+    assert.notEqual(first, users[0], 'the first token was verified again');
+  });
+
+  it(`remembers no token longer than ${MAX_CACHED_TOKEN_LENGTH} characters, but still accepts it`, async () => {
+    const hook = await jwtCurrentUser({ secret: SECRET, clock });
+    const sized = async (length: number): Promise<string> => {
+      const bare = await hs256({ ...CLAIMS, pad: '' });
+      // base64url: 4 characters per 3 bytes of padding.
+      const pad = 'p'.repeat(Math.floor(((length - bare.length) * 3) / 4));
+      const token = await hs256({ ...CLAIMS, pad });
+      assert.ok(Math.abs(token.length - length) <= 4, `${token.length}`);
+      return token;
+    };
+    const long = await sized(MAX_CACHED_TOKEN_LENGTH + 8);
+    assert.ok(long.length > MAX_CACHED_TOKEN_LENGTH);
+    const once = await hook(withToken(long));
+    assert.equal(once?.id, 7);
+    const twice = await hook(withToken(long));
+    assert.deepEqual(twice, once);
+    assert.notEqual(twice, once, 'verified on every request');
+    const short = await sized(MAX_CACHED_TOKEN_LENGTH - 8);
+    assert.ok(short.length <= MAX_CACHED_TOKEN_LENGTH);
+    const user = await hook(withToken(short));
+    assert.equal(await hook(withToken(short)), user, 'remembered');
   });
 });
 

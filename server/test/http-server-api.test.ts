@@ -265,29 +265,35 @@ describe('createPresenceServer: the server-side API', () => {
     assert.ok(Date.now() - started < 2000);
   });
 
-  it('answers polls at once beyond maxHeldPolls', async () => {
-    const app = matrixApp({ longPollMs: 20_000, maxHeldPolls: 1 });
-    const held = request(app)
-      .post('/message-bus/first/poll')
-      .set('Dont-Chunk', 'true')
-      .send({ '/presence/pub/room': null })
-      .then((res) => res);
-    await untilPollHeld(app.presence);
-    try {
-      // Answered at once, not held for the 20 s long poll.
-      const second = await request(app)
-        .post('/message-bus/second/poll')
+  for (const option of [
+    { maxHeldPolls: 1 },
+    // One poll of one channel is all one address may follow.
+    { maxFollowedChannelsPerPeer: 1 },
+  ]) {
+    it(`answers polls at once beyond ${Object.keys(option)[0]}`, async () => {
+      const app = matrixApp({ longPollMs: 20_000, ...option });
+      const held = request(app)
+        .post('/message-bus/first/poll')
         .set('Dont-Chunk', 'true')
-        .timeout(2000)
-        .send({ '/presence/pub/room': null });
-      assert.equal(second.status, 200);
-      assert.deepEqual(second.body, []);
-      assert.equal(app.presence.stats().heldPolls, 1);
-    } finally {
-      await app.presence.close();
-      await held;
-    }
-  });
+        .send({ '/presence/pub/room': null })
+        .then((res) => res);
+      await untilPollHeld(app.presence);
+      try {
+        // Answered at once, not held for the 20 s long poll.
+        const second = await request(app)
+          .post('/message-bus/second/poll')
+          .set('Dont-Chunk', 'true')
+          .timeout(2000)
+          .send({ '/presence/pub/room': null });
+        assert.equal(second.status, 200);
+        assert.deepEqual(second.body, []);
+        assert.equal(app.presence.stats().heldPolls, 1);
+      } finally {
+        await app.presence.close();
+        await held;
+      }
+    });
+  }
 });
 
 describe('logging', () => {

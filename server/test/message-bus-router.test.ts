@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { afterEach, describe, it } from 'node:test';
 
 import express, { type Request } from 'express';
@@ -12,6 +13,7 @@ import {
   type WireMessage,
 } from '../src/core/message-bus/index.js';
 import type { PresenceStore } from '../src/core/store.js';
+import type { Timers } from '../src/core/timers.js';
 import type { CurrentUser } from '../src/core/types.js';
 import {
   messageBusRouter,
@@ -427,6 +429,16 @@ describe('message-bus router: bad requests', () => {
       () => messageBusRouter({ store: new MemoryStore(), maxHeldPolls: -1 }),
       /maxHeldPolls/,
     );
+    for (const option of [
+      'maxFollowedChannelsPerPeer',
+      'maxStreamBufferBytes',
+      'streamDrainTimeoutMs',
+    ]) {
+      assert.throws(
+        () => messageBusRouter({ store: new MemoryStore(), [option]: -1 }),
+        new RegExp(`messageBusRouter: ${option} must be a`),
+      );
+    }
   });
 });
 
@@ -935,6 +947,198 @@ describe('message-bus router: held polls per peer', () => {
   });
 });
 
+describe('message-bus router: who a peer is, over HTTP', () => {
+  it('anonymous polls forwarded from one IPv6 /64 share one peer’s caps (trust proxy)', async () => {
+    const server = await startBusServer(
+      {
+        store: new MemoryStore(),
+        clock: () => T,
+        longPollMs: 5000,
+        maxHeldPollsPerPeer: 1,
+      },
+      (app) => app.set('trust proxy', 'loopback'),
+    );
+    servers.push(server);
+    const from = (address: string): Record<string, string> => ({
+      'X-Forwarded-For': address,
+    });
+    const held = openPoll(server.origin, {
+      clientId: 'a',
+      headers: from('2001:db8:5:6::1'),
+      body: { '/chat': null },
+    });
+    await until(() => server.router.stats().heldPolls === 1, 'held');
+    const sameNet = await poll(server.origin, {
+      clientId: 'b',
+      headers: from('2001:db8:5:6:9999::2'),
+      body: { '/chat': null },
+    });
+    assert.equal(
+      sameNet.headers['content-type'],
+      JSON_TYPE,
+      'answered at once',
+    );
+    const otherNet = openPoll(server.origin, {
+      clientId: 'c',
+      headers: from('2001:db8:5:7::1'),
+      body: { '/chat': null },
+    });
+    await until(
+      () => server.router.stats().heldPolls === 2,
+      'the next /64 is held',
+    );
+    for (const open of [held, otherNet]) open.abort();
+  });
+});
+
+describe('message-bus router: channels followed per peer', () => {
+  it('a poll past maxFollowedChannelsPerPeer is answered at once as plain JSON; other peers still hold', async () => {
+    const { origin, server } = await serve({ maxFollowedChannelsPerPeer: 4 });
+    const made = (prefix: string): Record<string, null> =>
+      Object.fromEntries([1, 2, 3].map((n) => [`/${prefix}/${n}`, null]));
+    const held = openPoll(origin, { clientId: 'a', body: made('made-up') });
+    await until(() => server.router.stats().listeners === 3, 'held');
+    const over = await poll(origin, { clientId: 'b', body: made('invented') });
+    assert.equal(over.status, 200);
+    assert.equal(over.headers['content-type'], JSON_TYPE);
+    assert.deepEqual(over.body, []);
+    assert.equal(server.router.stats().subscribedChannels, 3);
+    const user = openPoll(origin, {
+      clientId: 'c',
+      headers: as('ann'),
+      body: made('invented'),
+    });
+    await until(
+      () => server.router.stats().listeners === 6,
+      'a signed-in user has its own budget',
+    );
+    for (const open of [held, user]) open.abort();
+  });
+});
+
+/** Timers that fire only when the test says so. */
+class HeldTimers implements Timers {
+  readonly pending = new Map<number, { ms: number; callback: () => void }>();
+  #seq = 0;
+  setTimeout(callback: () => void, ms: number): number {
+    this.pending.set(++this.#seq, { ms, callback });
+    return this.#seq;
+  }
+  clearTimeout(handle: unknown): void {
+    this.pending.delete(handle as number);
+  }
+  /** Fires the pending timer of `ms`. */
+  fire(ms: number): void {
+    const found = [...this.pending].find(([, timer]) => timer.ms === ms);
+    assert.ok(found, `a pending ${ms} ms timer`);
+    this.pending.delete(found[0]);
+    found[1].callback();
+  }
+}
+
+describe('message-bus router: a stream whose client does not read', () => {
+  /** A streamed poll on a raw socket that is never read from once the request is sent. */
+  async function stalledStream(server: BusServer): Promise<net.Socket> {
+    const { port } = new URL(server.origin);
+    const socket = net.connect(Number(port), '127.0.0.1');
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', resolve);
+      socket.once('error', reject);
+    });
+    socket.on('error', () => {}); // the server cutting it off is the point
+    const body = `${encodeURIComponent('/chat')}=`;
+    socket.write(
+      `POST /message-bus/stalled/poll HTTP/1.1\r\nHost: 127.0.0.1\r\n` +
+        `Content-Type: application/x-www-form-urlencoded\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+    );
+    socket.pause();
+    await until(() => server.router.stats().streams === 1, 'streaming');
+    return socket;
+  }
+
+  const connections = (server: BusServer): Promise<number> =>
+    new Promise((resolve, reject) =>
+      server.server.getConnections((error, count) =>
+        error ? reject(error) : resolve(count),
+      ),
+    );
+
+  /** Waits (at most 5 s) until the server has closed every connection. */
+  async function untilNoConnection(server: BusServer): Promise<void> {
+    const deadline = Date.now() + 5000;
+    while ((await connections(server)) > 0) {
+      if (Date.now() > deadline)
+        throw new Error('timed out waiting until the socket is closed');
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+  }
+
+  /** Publishes 64 KiB messages (one chunk each) until `done()`, at most 400 (25 MiB, past any socket buffer). */
+  async function flood(bus: MessageBus, done: () => boolean): Promise<number> {
+    const payload = 'x'.repeat(64 * 1024);
+    let sent = 0;
+    while (!done() && sent < 400) {
+      await bus.publish('/chat', payload);
+      sent += 1;
+      // Lets the socket hand what it can to the kernel, as between real publishes.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    return sent;
+  }
+
+  it('is cut off once more than maxStreamBufferBytes wait for it: counted, its poll and socket released', async () => {
+    const { server, bus } = await serve({
+      longPollMs: 60_000,
+      maxStreamBufferBytes: 256 * 1024,
+    });
+    const socket = await stalledStream(server);
+    const sent = await flood(
+      bus,
+      () => server.router.stats().slowStreamsCutOff > 0,
+    );
+    console.log(`# cut off after ${sent} chunks of 64 KiB`);
+    assert.equal(server.router.stats().slowStreamsCutOff, 1);
+    await until(
+      () =>
+        server.router.stats().heldPolls === 0 &&
+        server.router.stats().subscribedChannels === 0,
+      'released',
+    );
+    assert.deepEqual(server.router.stats(), {
+      ...IDLE_ROUTER_STATS,
+      slowStreamsCutOff: 1,
+    });
+    await untilNoConnection(server);
+    socket.destroy();
+  });
+
+  it('is cut off when its full buffer does not drain within streamDrainTimeoutMs, also after the stream ended', async () => {
+    const timers = new HeldTimers();
+    const { server, bus } = await serve({
+      timers,
+      longPollMs: 60_000,
+      maxStreamBufferBytes: 1024 ** 3,
+      streamDrainTimeoutMs: 10_000,
+    });
+    const socket = await stalledStream(server);
+    const sent = await flood(bus, () =>
+      [...timers.pending.values()].some(({ ms }) => ms === 10_000),
+    );
+    console.log(`# waiting for a drain after ${sent} chunks of 64 KiB`);
+    assert.ok(sent < 400, 'the bound is armed while the stream is open');
+    assert.equal(server.router.stats().heldPolls, 1);
+    // The hold ends first: the stream is answered, but its end sits in a buffer nobody reads.
+    timers.fire(60_000);
+    assert.equal(server.router.stats().heldPolls, 0);
+    assert.equal(await connections(server), 1, 'the socket lingers');
+    timers.fire(10_000);
+    assert.equal(server.router.stats().slowStreamsCutOff, 1);
+    assert.equal(timers.pending.size, 0, 'no timer left');
+    await untilNoConnection(server);
+    socket.destroy();
+  });
+});
+
 describe('message-bus router: lifecycle', () => {
   it('an aborted poll releases its hold, timer, listener and subscription at once', async () => {
     const { origin, server } = await serve({ longPollMs: 60_000 });
@@ -950,6 +1154,7 @@ describe('message-bus router: lifecycle', () => {
       longPollMs: 60_000,
       maxHeldPolls: 1000,
       maxHeldPollsPerPeer: 1000, // every poll here comes from 127.0.0.1
+      maxFollowedChannelsPerPeer: 2000,
     });
     const polls = Array.from({ length: 1000 }, (_, n) =>
       openPoll(origin, {

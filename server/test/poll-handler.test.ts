@@ -6,8 +6,11 @@ import {
   DEFAULT_LONG_POLL_MS,
   MessageBus,
   PollHandler,
+  addressKey,
   decodeChunks,
   parsePollFields,
+  peerKey,
+  type MessageBusOptions,
   type PollAnswer,
   type PollHandlerOptions,
   type PollHttpRequest,
@@ -112,7 +115,10 @@ function request(
 
 function setup(
   options: Partial<PollHandlerOptions> = {},
-  busOptions: { maxMessagesPerPoll?: number } = {},
+  busOptions: Pick<
+    MessageBusOptions,
+    'maxMessagesPerPoll' | 'maxBytesPerPoll' | 'canFollow'
+  > = {},
 ) {
   const timers = new ManualTimers();
   const store = new MemoryStore();
@@ -435,6 +441,127 @@ describe('poll handler: caps', () => {
   });
 });
 
+describe('poll handler: who a peer is', () => {
+  it('keys an IPv6 address by its /64, IPv4 and IPv4-mapped IPv6 by the full address, a user by id', () => {
+    const cases: Array<[string, string]> = [
+      ['2001:db8:1:2:aaaa:bbbb:cccc:dddd', '2001:db8:1:2::/64'],
+      ['2001:DB8:0001:0002::1', '2001:db8:1:2::/64'],
+      ['2001:db8:1:2::', '2001:db8:1:2::/64'],
+      ['2001:db8:1:3::1', '2001:db8:1:3::/64'],
+      ['2001:db8::', '2001:db8:0:0::/64'],
+      ['::1', '0:0:0:0::/64'],
+      ['fe80::1%eth0', 'fe80:0:0:0::/64'],
+      ['2001:db8:1:2:3:4:192.0.2.1', '2001:db8:1:2::/64'],
+      ['::ffff:192.0.2.1', '192.0.2.1'],
+      ['::FFFF:c000:0201', '192.0.2.1'],
+      ['192.0.2.1', '192.0.2.1'],
+      // Not an address: kept as given, never merged with anything else.
+      ['1:2:3:4:5:6:7:8:9', '1:2:3:4:5:6:7:8:9'],
+      ['1::2::3', '1::2::3'],
+      ['1:2:3:4:5:6:7:8::', '1:2:3:4:5:6:7:8::'],
+      ['256.1.1.1', '256.1.1.1'],
+      ['localhost', 'localhost'],
+    ];
+    for (const [address, key] of cases)
+      assert.equal(addressKey(address), key, address);
+    assert.equal(peerKey(null, '2001:db8:1:2::9'), 'ip:2001:db8:1:2::/64');
+    assert.equal(peerKey(null, undefined), 'ip:unknown');
+    assert.equal(peerKey(ann, '2001:db8:1:2::9'), 'user:1');
+  });
+
+  it('one IPv6 /64 is one peer for maxHeldPollsPerPeer, however many addresses it uses', async () => {
+    const { handler } = setup({ maxHeldPollsPerPeer: 1 });
+    const poll = (clientId: string, address: string): Promise<PollAnswer> =>
+      handler.handle(request(clientId, { '/chat': null }, { address }));
+    assert.equal((await poll('a', '2001:db8:1:2::a')).kind, 'held');
+    for (const [n, address] of [
+      '2001:db8:1:2::b',
+      '2001:db8:1:2:ffff:ffff:ffff:ffff',
+      '2001:db8:1:2:1234::%eth0',
+    ].entries())
+      response(await poll(`b${n}`, address));
+    assert.equal(
+      (await poll('c', '2001:db8:1:3::a')).kind,
+      'held',
+      'the next /64 is another peer',
+    );
+    // An IPv4 client seen on a dual-stack socket is the same peer as seen on an IPv4 one.
+    assert.equal((await poll('d', '::ffff:198.51.100.7')).kind, 'held');
+    response(await poll('e', '198.51.100.7'));
+    assert.equal((await poll('f', '198.51.100.8')).kind, 'held');
+    assert.equal(handler.stats().heldPolls, 4);
+  });
+});
+
+describe('poll handler: channels followed per peer', () => {
+  const channels = (prefix: string, n: number): Record<string, null> =>
+    Object.fromEntries(
+      Array.from({ length: n }, (_, i) => [`/${prefix}/${i}`, null]),
+    );
+
+  it('a poll that would take its peer past maxFollowedChannelsPerPeer is answered at once; other peers, replacements and freed budget still hold', async () => {
+    const { handler, publish, bus } = setup({ maxFollowedChannelsPerPeer: 5 });
+    const first = await handler.handle(request('a', channels('made-up', 3)));
+    assert.equal(first.kind, 'held');
+    // 3 + 3 > 5: plain polling for this one, which message-bus-client paces itself.
+    const over = response(
+      await handler.handle(request('b', channels('invented', 3))),
+    );
+    assert.deepEqual([over.status, over.body], [200, []]);
+    assert.equal(
+      (await handler.handle(request('c', channels('fits', 2)))).kind,
+      'held',
+      '3 + 2 fits',
+    );
+    assert.equal(
+      (
+        await handler.handle(
+          request('d', channels('invented', 3), { address: '192.0.2.2' }),
+        )
+      ).kind,
+      'held',
+      'another peer has its own budget',
+    );
+    assert.equal(bus.stats().listeners, 8, 'nothing subscribed for b');
+    // Replacing a held poll does not count the replaced one.
+    const replacement = await handler.handle(
+      request('a', { ...channels('other', 2), '/chat': null }, { seq: 1 }),
+    );
+    assert.deepEqual(await outcome(first), []);
+    response(await handler.handle(request('e', channels('one', 1))));
+    // Once the replacement is answered, its channels are free again.
+    await publish(1);
+    assert.deepEqual(await outcome(replacement), [1]);
+    assert.equal(
+      (await handler.handle(request('b', channels('invented', 3)))).kind,
+      'held',
+    );
+  });
+
+  it('counts only the channels a poll may follow', async () => {
+    const { handler } = setup(
+      { maxFollowedChannelsPerPeer: 2 },
+      { canFollow: (channel) => !channel.startsWith('/secret/') },
+    );
+    assert.equal(
+      (
+        await handler.handle(
+          request('a', { ...channels('secret', 10), ...channels('open', 2) }),
+        )
+      ).kind,
+      'held',
+    );
+    response(await handler.handle(request('b', channels('open', 1))));
+  });
+
+  it('rejects a bad maxFollowedChannelsPerPeer with a TypeError naming it', () => {
+    assert.throws(
+      () => setup({ maxFollowedChannelsPerPeer: -1 }),
+      /maxFollowedChannelsPerPeer must be a non-negative integer/,
+    );
+  });
+});
+
 describe('poll handler: streams on a fake clock', () => {
   it('an initial [], each message as it arrives, and a final [] at the timeout', async () => {
     const { handler, publish, timers } = setup();
@@ -504,6 +631,51 @@ describe('poll handler: streams on a fake clock', () => {
     const stream = collect(answer);
     assert.deepEqual(stream.chunks(), [[], []]);
     assert.equal(stream.ended(), true);
+  });
+});
+
+describe('poll handler: immediate answers', () => {
+  it('the byte cap counts UTF-8 bytes: messages of emoji names are cut in bytes, not UTF-16 units', async () => {
+    const maxBytesPerPoll = 4096;
+    const { handler, bus } = setup({}, { maxBytesPerPoll });
+    // 100 emoji: 200 UTF-16 units, 400 bytes per message.
+    const name = '😀'.repeat(100);
+    for (let n = 0; n < 20; n += 1)
+      await bus.publish('/chat', { username: name, n });
+    const answer = response(await handler.handle(request('c', { '/chat': 0 })));
+    const sent = (answer.body as WireMessage[]).length;
+    const bytes = Buffer.byteLength(answer.text!);
+    assert.ok(bytes <= maxBytesPerPoll, `${bytes} bytes, above the cap`);
+    // Counted in UTF-16 units it would have taken about twice as many.
+    assert.ok(
+      bytes + Buffer.byteLength(JSON.stringify((answer.body as unknown[])[0])) >
+        maxBytesPerPoll,
+      'and as many as fit',
+    );
+    assert.ok(sent > 1 && sent < 20, `${sent} messages`);
+  });
+
+  it('serialises each message of an answer from the backlog once, and sends that text', async (t) => {
+    const { handler, bus } = setup();
+    for (let n = 0; n < 3; n += 1)
+      await bus.publish('/chat', { text: `é${n}` });
+    const stringify = t.mock.method(JSON, 'stringify');
+    const answer = response(await handler.handle(request('c', { '/chat': 0 })));
+    const body = answer.body as WireMessage[];
+    // Any serialisation of one of these messages in wire shape, whatever object carries it.
+    const ids = new Set(body.map((message) => message.global_id));
+    const isOne = (value: unknown): boolean =>
+      typeof value === 'object' &&
+      value !== null &&
+      ids.has((value as WireMessage).global_id) &&
+      Object.keys(value).sort().join() === 'channel,data,global_id,message_id';
+    const serialisations = stringify.mock.calls.filter(
+      ({ arguments: [value] }) =>
+        isOne(value) || (Array.isArray(value) && value.some(isOne)),
+    );
+    stringify.mock.restore();
+    assert.equal(serialisations.length, body.length, 'once per message');
+    assert.equal(answer.text, JSON.stringify(body));
   });
 });
 

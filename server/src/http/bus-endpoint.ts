@@ -25,6 +25,8 @@ export interface BusEndpointOptions {
   /** Long polls held at once; beyond it polls are answered at once. Absent → the router's default. */
   maxHeldPolls?: number | undefined;
   maxHeldPollsPerPeer?: number | undefined;
+  /** Channels followed at once by one peer's held polls. Absent → the router's default. */
+  maxFollowedChannelsPerPeer?: number | undefined;
   /** Origins granted CORS for cross-origin polls. Absent → none. */
   allowedOrigins?: readonly string[] | undefined;
 }
@@ -55,6 +57,7 @@ export function createBusEndpoint(options: BusEndpointOptions): BusEndpoint {
     longPollMs: options.longPollMs,
     maxHeldPolls: options.maxHeldPolls,
     maxHeldPollsPerPeer: options.maxHeldPollsPerPeer,
+    maxFollowedChannelsPerPeer: options.maxFollowedChannelsPerPeer,
     allowedOrigins: options.allowedOrigins,
   });
   return {

@@ -5,12 +5,13 @@ import {
   PollHandler,
   integerOption,
   type MessageBusOptions,
+  type ChunkSink,
   type PollAnswer,
   type PollHandlerStats,
   type PollResponse,
 } from '../core/message-bus/index.js';
 import type { PresenceStore } from '../core/store.js';
-import type { Timers } from '../core/timers.js';
+import { globalTimers, type Timers } from '../core/timers.js';
 import type { Clock, CurrentUser } from '../core/types.js';
 import { corsGrant } from '../http/cors.js';
 import { rawQuery } from '../http/params.js';
@@ -18,10 +19,25 @@ import { DEFAULT_POLL_BODY_LIMIT_BYTES, readPollRequest } from './read-body.js';
 
 export {
   DEFAULT_LONG_POLL_MS,
+  DEFAULT_MAX_FOLLOWED_CHANNELS_PER_PEER,
   DEFAULT_MAX_HELD_POLLS,
   DEFAULT_MAX_HELD_POLLS_PER_PEER,
   NO_CACHE_HEADERS,
 } from '../core/message-bus/index.js';
+
+/**
+ * 256 KiB waiting in Node for one streamed poll (beyond what the kernel's socket buffers took): a client
+ * that reads keeps it near 0, since presence chunks are small; one that stopped reading would otherwise
+ * make the server keep every chunk published for it. Checked before each chunk, so one large chunk still
+ * goes out to a client that had caught up.
+ */
+export const DEFAULT_MAX_STREAM_BUFFER_BYTES = 256 * 1024;
+
+/**
+ * 30 s for a stream's full buffer to drain, longer than a whole 25 s hold: a client that takes longer is
+ * not reading (its socket would otherwise stay open with the buffer after the stream ended).
+ */
+export const DEFAULT_STREAM_DRAIN_TIMEOUT_MS = 30_000;
 
 /** Options of {@link messageBusRouter}. Give `bus`, or `store` to let the router create its own bus. */
 export interface MessageBusRouterOptions {
@@ -50,12 +66,28 @@ export interface MessageBusRouterOptions {
   /** Most polls held at once by this router; above it polls are answered at once. Default 1000. */
   maxHeldPolls?: number;
   /**
-   * Most polls held at once for one peer: a signed-in user, or an IP address for anonymous polls (the
-   * socket's address, or the forwarded one when `trust proxy` says so). Default 50.
+   * Most polls held at once for one peer: a signed-in user, or an address for anonymous polls (the
+   * socket's, or the forwarded one when `trust proxy` says so; an IPv6 address counts by its /64).
+   * Default 50.
    */
   maxHeldPollsPerPeer?: number;
+  /**
+   * Most channels followed at once by one peer's held polls, summed over them; a poll that would go past
+   * it is answered at once (the client polls instead of waiting). Default 1000.
+   */
+  maxFollowedChannelsPerPeer?: number;
   /** Most channels in one poll (400 beyond). Default 200. */
   maxChannelsPerPoll?: number;
+  /**
+   * Most bytes waiting in Node for one streamed poll whose client does not read; past it the stream is
+   * cut off (the connection closed, the poll released). Default {@link DEFAULT_MAX_STREAM_BUFFER_BYTES}.
+   */
+  maxStreamBufferBytes?: number;
+  /**
+   * How long a stream's full buffer may take to drain before the stream is cut off. Default
+   * {@link DEFAULT_STREAM_DRAIN_TIMEOUT_MS}.
+   */
+  streamDrainTimeoutMs?: number;
   /** Largest poll body in bytes (413 beyond). Default 64 KiB. */
   maxBodyBytes?: number;
   /**
@@ -75,6 +107,11 @@ export interface MessageBusRouterStats extends PollHandlerStats {
   listeners: number;
   /** Open bus watches. */
   watches: number;
+  /**
+   * Streams cut off since the router started because their client did not read (buffer past
+   * `maxStreamBufferBytes`, or no drain within `streamDrainTimeoutMs`).
+   */
+  slowStreamsCutOff: number;
 }
 
 /** The Express router returned by {@link messageBusRouter}, with its bus, stats and shutdown. */
@@ -135,6 +172,24 @@ export function messageBusRouter(
     1,
     'messageBusRouter',
   );
+  const streamLimits: StreamLimits = {
+    maxBufferBytes: integerOption(
+      options.maxStreamBufferBytes,
+      DEFAULT_MAX_STREAM_BUFFER_BYTES,
+      'maxStreamBufferBytes',
+      1,
+      'messageBusRouter',
+    ),
+    drainTimeoutMs: integerOption(
+      options.streamDrainTimeoutMs,
+      DEFAULT_STREAM_DRAIN_TIMEOUT_MS,
+      'streamDrainTimeoutMs',
+      1,
+      'messageBusRouter',
+    ),
+    timers: options.timers ?? globalTimers,
+    cutOff: 0,
+  };
   const logger = options.logger ?? consoleLogger;
   const ownsBus = !options.bus;
   const busOptions: MessageBusOptions = { store: options.store!, logger };
@@ -150,6 +205,7 @@ export function messageBusRouter(
     longPollMs: options.longPollMs,
     maxHeldPolls: options.maxHeldPolls,
     maxHeldPollsPerPeer: options.maxHeldPollsPerPeer,
+    maxFollowedChannelsPerPeer: options.maxFollowedChannelsPerPeer,
     maxChannelsPerPoll: options.maxChannelsPerPoll,
   });
   const currentUser = options.currentUser ?? (() => null);
@@ -180,7 +236,7 @@ export function messageBusRouter(
         address: req.ip ?? req.socket.remoteAddress,
         signal: gone.signal,
       })
-      .then((answer) => send(res, answer, gone.signal));
+      .then((answer) => send(res, answer, gone.signal, streamLimits));
   });
 
   Object.defineProperty(router, 'bus', { value: bus, enumerable: true });
@@ -191,6 +247,7 @@ export function messageBusRouter(
       subscribedChannels: busStats.subscribedChannels,
       listeners: busStats.listeners,
       watches: busStats.watches,
+      slowStreamsCutOff: streamLimits.cutOff,
     };
   };
   router.close = async (): Promise<void> => {
@@ -200,8 +257,22 @@ export function messageBusRouter(
   return router;
 }
 
+/** How a streamed answer bounds what a client that does not read can make the server buffer. */
+interface StreamLimits {
+  readonly maxBufferBytes: number;
+  readonly drainTimeoutMs: number;
+  readonly timers: Timers;
+  /** Streams cut off so far (the `slowStreamsCutOff` stat). */
+  cutOff: number;
+}
+
 /** Writes `answer` to `res`, unless the client is gone. */
-function send(res: Response, answer: PollAnswer, gone: AbortSignal): void {
+function send(
+  res: Response,
+  answer: PollAnswer,
+  gone: AbortSignal,
+  limits: StreamLimits,
+): void {
   if (answer.kind === 'held') {
     void answer.response.then((response) => {
       if (response && !gone.aborted) sendResponse(res, response);
@@ -216,17 +287,56 @@ function send(res: Response, answer: PollAnswer, gone: AbortSignal): void {
   res.status(answer.status);
   for (const [name, value] of Object.entries(answer.headers))
     res.setHeader(name, value);
-  answer.pipe({
+  answer.pipe(streamSink(res, limits));
+}
+
+/**
+ * Where a stream's chunks go: `res`, with backpressure. `res.write` never refuses a chunk, it buffers it;
+ * so a client that stops reading is cut off (the socket destroyed, which aborts and releases its poll)
+ * once more than `maxBufferBytes` wait for it, or when a full buffer has not drained within
+ * `drainTimeoutMs`, also after the stream ended (a socket left holding its buffer for ever otherwise).
+ */
+function streamSink(res: Response, limits: StreamLimits): ChunkSink {
+  let timer: unknown = null;
+  const disarm = (): void => {
+    if (timer === null) return;
+    limits.timers.clearTimeout(timer);
+    timer = null;
+  };
+  const cutOff = (): void => {
+    disarm();
+    if (res.destroyed) return;
+    limits.cutOff += 1;
+    res.destroy();
+  };
+  /** Arms the drain bound while `waiting` (a full buffer, or an end not yet handed to the kernel). */
+  const awaitDrain = (waiting: boolean): void => {
+    if (timer === null && waiting)
+      timer = limits.timers.setTimeout(cutOff, limits.drainTimeoutMs);
+  };
+  res.on('drain', disarm);
+  res.on('finish', disarm);
+  res.on('close', disarm);
+  const closed = (): boolean => res.writableEnded || res.destroyed;
+  return {
     write(chunk) {
-      if (res.writableEnded) return;
-      res.write(chunk);
+      if (closed()) return;
+      // `writableLength` counts Node's buffer and the socket's, not what the kernel already took.
+      if (res.writableLength > limits.maxBufferBytes) {
+        cutOff();
+        return;
+      }
+      if (!res.write(chunk)) awaitDrain(true);
       // Behind the `compression` middleware, push the chunk out now instead of when its buffer fills.
       (res as Response & { flush?: () => void }).flush?.();
     },
     end(chunk) {
-      if (!res.writableEnded) res.end(chunk);
+      if (closed()) return;
+      res.end(chunk);
+      // 'finish' comes once the kernel took everything; a client that reads nothing never gets it.
+      awaitDrain(!res.writableFinished);
     },
-  });
+  };
 }
 
 /** A whole answer, without ETag/freshness logic (`res.send` would hash every body for an ETag nobody uses). */

@@ -24,6 +24,7 @@ export const IDLE_ROUTER_STATS = Object.freeze({
   subscribedChannels: 0,
   listeners: 0,
   watches: 0,
+  slowStreamsCutOff: 0,
 });
 
 export interface BusServer {

@@ -33,6 +33,7 @@ export {
 } from './poll-request.js';
 export {
   DEFAULT_LONG_POLL_MS,
+  DEFAULT_MAX_FOLLOWED_CHANNELS_PER_PEER,
   DEFAULT_MAX_HELD_POLLS,
   DEFAULT_MAX_HELD_POLLS_PER_PEER,
   NO_CACHE_HEADERS,
@@ -47,6 +48,7 @@ export {
   type PollResponse,
   type PollStream,
 } from './poll-handler.js';
+export { addressKey, peerKey } from './peer-key.js';
 export { presenceChannelAccess } from './presence-access.js';
 export { publishHostMessage } from './publish.js';
 export {

@@ -8,9 +8,11 @@ import { publishHostMessage } from './publish.js';
 import { SubscriptionHub } from './subscription-hub.js';
 import { globalTimers, type BusTimers } from './timer.js';
 import {
+  measuredWireMessage,
   sharedWireMessage,
   statusMessage,
   toWireMessage,
+  utf8Length,
   type WireMessage,
 } from './wire.js';
 
@@ -56,7 +58,10 @@ export interface MessageBusOptions {
    * moves on each poll.
    */
   maxMessagesPerPoll?: number;
-  /** Most bytes of messages in one poll answer ({@link DEFAULT_MAX_BYTES_PER_POLL}); the rest follows. */
+  /**
+   * Most bytes (UTF-8, as sent) of messages in one poll answer ({@link DEFAULT_MAX_BYTES_PER_POLL}); the
+   * rest follows.
+   */
   maxBytesPerPoll?: number;
 }
 
@@ -252,9 +257,10 @@ export class MessageBus {
         if (message.channel !== channel || message.message_id <= position)
           continue;
         if (isAudienceMember(message, requester)) {
-          const wire = toWireMessage(message);
-          // Its JSON, plus the comma that separates it from the previous one.
-          const size = JSON.stringify(wire).length + 1;
+          // Serialised here, once: the answer is later written from this same JSON.
+          const { wire, json } = measuredWireMessage(message);
+          // Its bytes on the wire, plus the comma that separates it from the previous one.
+          const size = utf8Length(json) + 1;
           if (messages.length > 0 && bytes + size > this.#maxBytes) {
             cut = true;
             break;

@@ -5,6 +5,7 @@ import { globalTimers, type Timers } from '../timers.js';
 import type { CurrentUser } from '../types.js';
 import type { BusRequester } from './audience.js';
 import type { BusWatch, MessageBus } from './message-bus.js';
+import { peerKey } from './peer-key.js';
 import {
   DEFAULT_MAX_POLL_CHANNELS,
   type PollLimits,
@@ -32,12 +33,22 @@ export const DEFAULT_LONG_POLL_MS = 25_000;
 export const DEFAULT_MAX_HELD_POLLS = 1000;
 
 /**
- * 50 held polls per peer — a signed-in user (by id), else an address: one tab holds one poll, so 50 tabs
- * of one person or of one office behind one address, while one client cannot take every slot of
- * {@link DEFAULT_MAX_HELD_POLLS} and push everyone else to plain polling. Past it, that peer's polls are
- * answered at once.
+ * 50 held polls per peer — a signed-in user (by id), else an address (an IPv6 /64, see {@link peerKey}):
+ * one tab holds one poll, so 50 tabs of one person or of one office behind one address, while one client
+ * cannot take every slot of {@link DEFAULT_MAX_HELD_POLLS} and push everyone else to plain polling. Past
+ * it, that peer's polls are answered at once.
  */
 export const DEFAULT_MAX_HELD_POLLS_PER_PEER = 50;
+
+/**
+ * 1000 channels followed at once per peer, summed over its held polls: 50 tabs of 20 channels. Every
+ * channel of a held poll costs a listener, a cursor entry and, for a channel nobody else follows (any
+ * made-up name outside `/presence/…`), a store subscription; without this, one peer's 50 polls of 200
+ * invented channels each would cost 10,000 of them. A poll that would take its peer past it is answered at
+ * once instead of held (plain polling, which `message-bus-client` paces itself), like a poll past
+ * {@link DEFAULT_MAX_HELD_POLLS_PER_PEER}.
+ */
+export const DEFAULT_MAX_FOLLOWED_CHANNELS_PER_PEER = 1000;
 
 /** Headers on every poll response: a poll answer is never reusable by any cache. */
 export const NO_CACHE_HEADERS: Readonly<Record<string, string>> = Object.freeze(
@@ -81,6 +92,11 @@ export interface PollHandlerOptions {
   maxHeldPolls?: number;
   /** Most polls held at once for one peer. Default {@link DEFAULT_MAX_HELD_POLLS_PER_PEER}. */
   maxHeldPollsPerPeer?: number;
+  /**
+   * Most channels followed at once by one peer's held polls, summed over them; a poll that would go past
+   * it is answered at once. Default {@link DEFAULT_MAX_FOLLOWED_CHANNELS_PER_PEER}.
+   */
+  maxFollowedChannelsPerPeer?: number;
   /** Most channels in one poll (400 beyond). Default {@link DEFAULT_MAX_POLL_CHANNELS}. */
   maxChannelsPerPoll?: number;
   /** Where server-side failures are reported. Default `console`. */
@@ -109,7 +125,10 @@ export interface PollHttpRequest {
   /** Who is polling (the host's `currentUser` hook); `null`/`undefined` for anonymous. */
   user():
     CurrentUser | null | undefined | Promise<CurrentUser | null | undefined>;
-  /** The client's address: what anonymous polls count against in `maxHeldPollsPerPeer`. */
+  /**
+   * The client's address: what anonymous polls count against in the per-peer caps (an IPv6 address by its
+   * /64, see {@link peerKey}).
+   */
   address?: string | undefined;
   /** Aborts when the client is gone: a held poll is then released without an answer. */
   signal?: AbortSignal;
@@ -171,12 +190,13 @@ export interface PollHandlerStats {
 export class PollHandler {
   readonly bus: MessageBus;
   readonly #held = new Map<string, HeldPoll>();
-  /** Held polls per peer (see {@link peerOf}). */
-  readonly #perPeer = new Map<string, number>();
+  /** Held polls and the channels they follow, per peer (see {@link peerKey}). */
+  readonly #perPeer = new Map<string, PeerLoad>();
   readonly #context: HoldContext;
   readonly #limits: PollLimits;
   readonly #maxHeldPolls: number;
   readonly #maxHeldPollsPerPeer: number;
+  readonly #maxFollowedChannelsPerPeer: number;
   #inFlight = 0;
   #closing = false;
 
@@ -194,6 +214,13 @@ export class PollHandler {
       options.maxHeldPollsPerPeer,
       DEFAULT_MAX_HELD_POLLS_PER_PEER,
       'maxHeldPollsPerPeer',
+      0,
+      name,
+    );
+    this.#maxFollowedChannelsPerPeer = integerOption(
+      options.maxFollowedChannelsPerPeer,
+      DEFAULT_MAX_FOLLOWED_CHANNELS_PER_PEER,
+      'maxFollowedChannelsPerPeer',
       0,
       name,
     );
@@ -223,13 +250,18 @@ export class PollHandler {
       pendingTimers: 0,
       add(poll) {
         held.set(poll.slot, poll);
-        perPeer.set(poll.peer, (perPeer.get(poll.peer) ?? 0) + 1);
+        const load = perPeer.get(poll.peer) ?? { polls: 0, channels: 0 };
+        load.polls += 1;
+        load.channels += poll.channels;
+        perPeer.set(poll.peer, load);
       },
       remove(poll) {
         if (held.get(poll.slot) === poll) held.delete(poll.slot);
-        const count = (perPeer.get(poll.peer) ?? 1) - 1;
-        if (count > 0) perPeer.set(poll.peer, count);
-        else perPeer.delete(poll.peer);
+        const load = perPeer.get(poll.peer);
+        if (!load) return;
+        load.polls -= 1;
+        load.channels -= poll.channels;
+        if (load.polls <= 0) perPeer.delete(poll.peer);
       },
     };
   }
@@ -307,9 +339,7 @@ export class PollHandler {
       clientId,
       user: toBusUser(await request.user()),
     };
-    const peer = requester.user
-      ? `user:${requester.user.id}`
-      : `ip:${request.address ?? 'unknown'}`;
+    const peer = peerKey(requester.user, request.address);
     const dlp = request.query.get('dlp') === 't';
     const chunked =
       !dlp && (request.header('dont-chunk') ?? '').toLowerCase() !== 'true';
@@ -333,11 +363,13 @@ export class PollHandler {
       throw unavailable();
     }
     const ready = this.#context.filter(result.messages);
+    // What holding costs: the channels the poll may follow (forbidden ones are not watched).
+    const channels = Object.keys(result.cursor).length;
     // A capped answer goes out whole at once (never streamed on): the client's next poll continues.
     if (
       request.signal?.aborted ||
       result.truncated ||
-      !this.#shouldHold(poll, dlp, chunked, ready, slot, peer)
+      !this.#shouldHold(poll, dlp, chunked, ready, slot, peer, channels)
     ) {
       return json(ready);
     }
@@ -348,6 +380,7 @@ export class PollHandler {
       poll.seq,
       chunked,
       peer,
+      channels,
       request.signal,
     );
     held.start(result.cursor, requester, ready);
@@ -362,6 +395,7 @@ export class PollHandler {
     ready: WireMessage[],
     slot: string,
     peer: string,
+    channels: number,
   ): boolean {
     if (dlp || this.#closing || request.positions.length === 0) return false;
     // A long poll with something to say answers now; a stream sends it as its first chunk and stays open.
@@ -369,9 +403,16 @@ export class PollHandler {
     const current = this.#held.get(slot);
     // Another poll of this client arrived while this one read the backlog, and it is newer: this one is stale.
     if (current && current.seq > request.seq) return false;
+    // `current` is replaced by this one, so neither counts it.
     const others = this.#held.size - (current ? 1 : 0);
-    const mine = (this.#perPeer.get(peer) ?? 0) - (current ? 1 : 0);
-    return others < this.#maxHeldPolls && mine < this.#maxHeldPollsPerPeer;
+    const load = this.#perPeer.get(peer);
+    const mine = (load?.polls ?? 0) - (current ? 1 : 0);
+    const followed = (load?.channels ?? 0) - (current?.channels ?? 0);
+    return (
+      others < this.#maxHeldPolls &&
+      mine < this.#maxHeldPollsPerPeer &&
+      followed + channels <= this.#maxFollowedChannelsPerPeer
+    );
   }
 
   #error(error: unknown, extraHeaders?: Record<string, string>): PollResponse {
@@ -395,6 +436,12 @@ interface HoldContext {
   remove(poll: HeldPoll): void;
 }
 
+/** What one peer's held polls take: how many, and how many channels they follow in all. */
+interface PeerLoad {
+  polls: number;
+  channels: number;
+}
+
 /** Where a held poll is kept: one slot per client id within a peer. */
 function heldSlot(peer: string, clientId: string): string {
   return `${peer}\n${clientId}`;
@@ -408,6 +455,8 @@ class HeldPoll {
   readonly seq: number;
   readonly chunked: boolean;
   readonly peer: string;
+  /** How many channels it follows (its share of the peer's followed-channel cap). */
+  readonly channels: number;
   readonly slot: string;
   readonly answer: HeldPollAnswer | PollStream;
   readonly #context: HoldContext;
@@ -424,6 +473,7 @@ class HeldPoll {
     seq: number,
     chunked: boolean,
     peer: string,
+    channels: number,
     signal: AbortSignal | undefined,
   ) {
     this.#context = context;
@@ -431,6 +481,7 @@ class HeldPoll {
     this.seq = seq;
     this.chunked = chunked;
     this.peer = peer;
+    this.channels = channels;
     this.slot = heldSlot(peer, clientId);
     this.#signal = signal;
     if (chunked) {

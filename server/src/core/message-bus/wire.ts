@@ -98,6 +98,51 @@ export function sharedWireMessage(message: BusMessage): WireMessage {
   return wire;
 }
 
+/**
+ * {@link toWireMessage} with its JSON, computed now and remembered: a backlog read measures each message
+ * by its JSON (the per-answer byte cap), and the answer it builds is then written from the same strings
+ * ({@link answerJson}), never serialised a second time.
+ */
+export function measuredWireMessage(message: BusMessage): {
+  wire: WireMessage;
+  json: string;
+} {
+  const wire = toWireMessage(message);
+  const json = stringify(wire);
+  wireCaches.set(wire, { json, answers: [] });
+  return { wire, json };
+}
+
+/**
+ * The length of `text` in UTF-8 bytes, what it takes on the wire (`Buffer.byteLength(text)`, which the
+ * core cannot use: it also runs in the browser). A lone surrogate counts 3, as the replacement character
+ * it is encoded as.
+ *
+ * @example utf8Length('a😀é') // 1 + 4 + 2 = 7
+ */
+export function utf8Length(text: string): number {
+  let bytes = text.length;
+  for (let index = 0; index < text.length; index += 1) {
+    const code = text.charCodeAt(index);
+    if (code < 0x80) continue;
+    if (code < 0x800) {
+      bytes += 1;
+    } else if (
+      code >= 0xd800 &&
+      code <= 0xdbff &&
+      index + 1 < text.length &&
+      (text.charCodeAt(index + 1) & 0xfc00) === 0xdc00
+    ) {
+      // A surrogate pair: two UTF-16 units, four bytes.
+      bytes += 2;
+      index += 1;
+    } else {
+      bytes += 2;
+    }
+  }
+  return bytes;
+}
+
 /** `JSON.stringify(message)`, computed once for a {@link sharedWireMessage}. */
 function messageJson(message: WireMessage): string {
   const cache = wireCaches.get(message);

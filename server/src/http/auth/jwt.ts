@@ -63,17 +63,40 @@ export interface JwtAuthOptions {
   /**
    * Most verified tokens remembered (least recently used forgotten first), so a client's repeated
    * requests skip the signature check until the token expires. Default
-   * {@link DEFAULT_VERIFIED_TOKEN_CACHE_SIZE}; `0` verifies every request.
+   * {@link DEFAULT_VERIFIED_TOKEN_CACHE_SIZE}; `0` verifies every request. At most
+   * {@link MAX_CACHED_TOKENS_PER_USER} of them per user, and none longer than
+   * {@link MAX_CACHED_TOKEN_LENGTH}.
    */
   verifiedTokenCacheSize?: number;
 }
 
 /**
- * 20,000 verified tokens per hook (about 800 bytes each with the user: ≈ 16 MB at most). Only tokens
- * that passed verification are remembered — a rejection is never cached — and each one only while the
- * `exp`/`nbf` checks it passed still hold, so an expired token is refused exactly as without the cache.
+ * 20,000 verified tokens per hook. Only tokens that passed verification are remembered — a rejection is
+ * never cached — and each one only while the `exp`/`nbf` checks it passed still hold, so an expired token
+ * is refused exactly as without the cache.
+ *
+ * What a full cache weighs depends on the tokens, which a header may make as long as Node's 16 KiB header
+ * limit: 20,000 tokens of ~19 KB with 1000 groups took 28 KB an entry, 540 MB. Hence
+ * {@link MAX_CACHED_TOKEN_LENGTH}: the largest cacheable token (2 KiB, ~700 group ids, whose user weighs
+ * more than the token) takes 8.3 KB an entry, ≈ 160 MB for a full cache at most; a typical token (~270
+ * bytes, a few groups) 1.1 KB, ≈ 21 MB. (Heap growth after GC, Node 20, token and user included.)
  */
 export const DEFAULT_VERIFIED_TOKEN_CACHE_SIZE = 20_000;
+
+/**
+ * Tokens of at most 2 KiB are remembered: a host's token with a profile and a few dozen groups is a few
+ * hundred bytes, while tokens up to the 16 KiB header limit would make a full cache weigh half a
+ * gigabyte. A longer valid token still works, verified on every request.
+ */
+export const MAX_CACHED_TOKEN_LENGTH = 2048;
+
+/**
+ * 4 remembered tokens per user (`sub`): a token being replaced while the old one is still in use in other
+ * tabs, with room to spare. Without it one user holding many distinct valid tokens (one per login or
+ * refresh) could fill the whole cache and push everyone else's out, to be verified on every request; a
+ * user's fifth token instead replaces that user's least recently used one.
+ */
+export const MAX_CACHED_TOKENS_PER_USER = 4;
 
 /** Rejected tokens are logged at most once per 10 s, so a flood of bad tokens cannot flood the log. */
 export const REJECTION_LOG_INTERVAL_MS = 10_000;
@@ -177,18 +200,23 @@ export async function jwtCurrentUser(
   };
 }
 
+interface VerifiedToken {
+  user: CurrentUser;
+  exp: number | undefined;
+  nbf: number | undefined;
+}
+
 /**
  * Tokens that passed `jwtVerify`, by the token string, with the time claims it checked: a remembered token
  * is served only while jose's own `exp` and `nbf` tests (with the same clock tolerance) would still pass.
  * The keys, issuer and audience of a hook never change, so the signature and those claims stay checked.
- * Bounded, least recently used forgotten first.
+ * Bounded, least recently used forgotten first: in all, per user, and in the length of a token.
  */
 class VerifiedTokens {
   readonly #max: number;
-  readonly #entries = new Map<
-    string,
-    { user: CurrentUser; exp: number | undefined; nbf: number | undefined }
-  >();
+  readonly #entries = new Map<string, VerifiedToken>();
+  /** Each user's remembered tokens, least recently used first. */
+  readonly #byUser = new Map<number, Set<string>>();
 
   constructor(max: number) {
     if (!Number.isSafeInteger(max) || max < 0)
@@ -203,13 +231,13 @@ class VerifiedTokens {
     if (!entry) return undefined;
     // jose's tests, on its own whole-second clock.
     const now = Math.floor(nowMs / 1000);
-    this.#entries.delete(token);
+    this.#forget(token, entry);
     if (
       (entry.exp !== undefined && entry.exp <= now - CLOCK_TOLERANCE_SECONDS) ||
       (entry.nbf !== undefined && entry.nbf > now + CLOCK_TOLERANCE_SECONDS)
     )
       return undefined; // verified again, and refused with its reason and log line
-    this.#entries.set(token, entry); // re-inserted as the most recently used
+    this.#add(token, entry); // re-inserted as the most recently used
     return entry.user;
   }
 
@@ -219,16 +247,36 @@ class VerifiedTokens {
       ...user,
       groupIds: Object.freeze([...user.groupIds]),
     });
-    if (this.#max === 0) return frozen;
-    this.#entries.delete(token);
-    this.#entries.set(token, {
-      user: frozen,
-      exp: claims.exp,
-      nbf: claims.nbf,
-    });
-    if (this.#entries.size > this.#max)
-      this.#entries.delete(this.#entries.keys().next().value!);
+    if (this.#max === 0 || token.length > MAX_CACHED_TOKEN_LENGTH)
+      return frozen;
+    const known = this.#entries.get(token);
+    if (known) this.#forget(token, known);
+    this.#add(token, { user: frozen, exp: claims.exp, nbf: claims.nbf });
+    const mine = this.#byUser.get(frozen.id)!;
+    if (mine.size > MAX_CACHED_TOKENS_PER_USER) {
+      const oldest = mine.values().next().value!;
+      this.#forget(oldest, this.#entries.get(oldest)!);
+    }
+    if (this.#entries.size > this.#max) {
+      const [oldest, entry] = this.#entries.entries().next().value!;
+      this.#forget(oldest, entry);
+    }
     return frozen;
+  }
+
+  /** Remembers `token` as the most recently used, in all and for its user. */
+  #add(token: string, entry: VerifiedToken): void {
+    this.#entries.set(token, entry);
+    const mine = this.#byUser.get(entry.user.id);
+    if (mine) mine.add(token);
+    else this.#byUser.set(entry.user.id, new Set([token]));
+  }
+
+  #forget(token: string, entry: VerifiedToken): void {
+    this.#entries.delete(token);
+    const mine = this.#byUser.get(entry.user.id);
+    mine?.delete(token);
+    if (mine?.size === 0) this.#byUser.delete(entry.user.id);
   }
 }
 

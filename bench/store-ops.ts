@@ -311,8 +311,8 @@ const bench: Bench = {
         },
       ],
       targets: [
-        check('enter of a new user, c50', 'enter (new user)', 0.3),
-        check('heartbeat, c50', 'heartbeat', 0.5),
+        check('enter of a new user, c50 (issue 17)', 'enter (new user)', 0.35),
+        check('heartbeat, c50 (issue 17)', 'heartbeat', 0.85),
         check(
           '50 workers entering the same channel',
           'enter, same channel',

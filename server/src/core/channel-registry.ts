@@ -7,6 +7,7 @@ import { ChannelConfigError, normalizeChannelConfig } from './config.js';
 import type { Logger } from './logger.js';
 import type { PresenceStore } from './store.js';
 import type { ChannelConfig, ChannelConfigInput, Clock } from './types.js';
+import { Lru } from './lru.js';
 
 /**
  * Decides, "just in time", whether a channel exists and what its config is (docs/protocol.md §1).
@@ -63,7 +64,7 @@ export class ChannelRegistry {
   readonly #callbacks = new Map<string, PrefixCallback>();
   readonly #inFlight = new Map<string, InFlightLookup>();
   /** Names the callback said do not exist → until when that answer is reused (insertion order = age). */
-  readonly #notFound = new Map<string, number>();
+  readonly #notFound = new Lru<string, number>(MAX_NEGATIVE_CONFIGS);
 
   constructor(options: ChannelRegistryOptions) {
     this.#store = options.store;
@@ -179,16 +180,10 @@ export class ChannelRegistry {
   }
 
   #rememberNotFound(name: string): void {
-    this.#notFound.delete(name); // re-inserted as the newest
     this.#notFound.set(
       name,
       this.#clock() + Math.min(this.#ttlMs, NEGATIVE_CONFIG_TTL_MS),
     );
-    while (this.#notFound.size > MAX_NEGATIVE_CONFIGS) {
-      const oldest = this.#notFound.keys().next().value;
-      if (oldest === undefined) break;
-      this.#notFound.delete(oldest);
-    }
   }
 
   /** A cached entry, re-validated because another (possibly older) process may have written it. */

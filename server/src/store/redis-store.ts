@@ -2,6 +2,7 @@ import { Redis, type Cluster, type RedisOptions } from 'ioredis';
 
 import { presenceBusChannel } from '../core/bus-messages.js';
 import { ListenerRegistry } from '../core/listener-registry.js';
+import { Lru } from '../core/lru.js';
 import { retention, type RetentionOptions } from '../core/retention.js';
 import { checkStoreCall, storeArgs } from '../core/store-args.js';
 import type {
@@ -159,10 +160,12 @@ export class RedisStore implements PresenceStore {
   /** Runs a script defined on the connection for this store's constants, checking its reply. */
   readonly #run: RunScript;
   /** Least recently used first (a hit moves its entry to the end). */
-  readonly #channels = new Map<string, ChannelEntry>();
-  readonly #knownClients = new Map<string, number>();
+  readonly #channels = new Lru<string, ChannelEntry>(CHANNEL_CACHE_SIZE);
+  readonly #knownClients = new Lru<string, number>(KNOWN_CLIENTS_SIZE);
+  /** Client id → its tag in the clients sets (see clientTag): a tab presents in several channels. */
+  readonly #clientTags = new Lru<string, string>(KNOWN_CLIENTS_SIZE);
   /** Profiles this process wrote (user id → what and until when it need not write it again). */
-  readonly #knownProfiles = new Map<number, KnownProfile>();
+  readonly #knownProfiles = new Lru<number, KnownProfile>(KNOWN_PROFILES_SIZE);
   readonly #stateCache: StateCache;
 
   #subscriber: RedisConnection | undefined;
@@ -285,7 +288,7 @@ export class RedisStore implements PresenceStore {
     if (this.#isCluster && (indexFirst || profileFirst))
       await Promise.all([indexFirst, profileFirst]);
     const script = this.#run('present', entry.scriptKeys, [
-      `${member.id}:${clientTag(clientId)}`,
+      `${member.id}:${this.#clientTag(clientId)}`,
       member.id,
       userJson,
       now + timeoutMs,
@@ -301,7 +304,7 @@ export class RedisStore implements PresenceStore {
     const [changed, messageJson, indexAt, full] = reply;
     // Refused: nothing was written (the early index entry, if any, is dropped by the sweeper).
     if (full === 1) return { changed: false, message: null, full: true };
-    this.#rememberClient(known, now + timeoutMs);
+    this.#knownClients.set(known, now + timeoutMs);
     // The user is new here although this process believed both written: the store lost its state
     // (a Redis restart), so the profile may be gone too.
     if (changed === 1 && !profileFirst)
@@ -336,7 +339,7 @@ export class RedisStore implements PresenceStore {
     const entry = this.#channel(channel);
     this.#knownClients.delete(`${channel}\n${userId}:${clientId}`);
     const [changed, messageJson] = await this.#run('leave', entry.scriptKeys, [
-      `${userId}:${clientTag(clientId)}`,
+      `${userId}:${this.#clientTag(clientId)}`,
       userId,
       now,
       checked ? '1' : '0',
@@ -645,12 +648,14 @@ export class RedisStore implements PresenceStore {
       );
   }
 
-  /** Remembers that `known` (channel + client) is present until `until` (least recently used evicted first). */
-  #rememberClient(known: string, until: number): void {
-    this.#knownClients.delete(known); // re-inserted as the newest
-    this.#knownClients.set(known, until);
-    if (this.#knownClients.size > KNOWN_CLIENTS_SIZE)
-      this.#knownClients.delete(this.#knownClients.keys().next().value!);
+  /** `clientId`'s tag in the clients sets, computed once per client id while it is in use. */
+  #clientTag(clientId: string): string {
+    let tag = this.#clientTags.get(clientId);
+    if (tag === undefined) {
+      tag = clientTag(clientId);
+      this.#clientTags.set(clientId, tag);
+    }
+    return tag;
   }
 
   /** `user`'s stored form, with when this process last wrote exactly that (or `-Infinity`). */
@@ -683,13 +688,10 @@ export class RedisStore implements PresenceStore {
       'PX',
       ttlMs,
     );
-    this.#knownProfiles.delete(userId);
     this.#knownProfiles.set(userId, {
       ...profile,
       refreshAt: now + Math.floor(ttlMs / 4),
     });
-    if (this.#knownProfiles.size > KNOWN_PROFILES_SIZE)
-      this.#knownProfiles.delete(this.#knownProfiles.keys().next().value!);
   }
 
   /**
@@ -707,23 +709,15 @@ export class RedisStore implements PresenceStore {
   }
 
   #channel(channel: string): ChannelEntry {
-    let entry = this.#channels.get(channel);
-    if (entry !== undefined) {
-      // Re-inserted so that the Map's insertion order stays least-recently-used first.
-      this.#channels.delete(channel);
-      this.#channels.set(channel, entry);
-      return entry;
-    }
+    const cached = this.#channels.get(channel);
+    if (cached !== undefined) return cached;
     const keys = this.keys.presence(channel);
-    entry = {
+    const entry = {
       scriptKeys: presenceScriptKeys(keys),
       stateKeys: [keys.users, keys.info, keys.bus.meta],
       busChannelJson: JSON.stringify(presenceBusChannel(channel)),
       sweepShard: this.keys.sweepShardOf(channel),
     };
-    if (this.#channels.size >= CHANNEL_CACHE_SIZE) {
-      this.#channels.delete(this.#channels.keys().next().value!);
-    }
     this.#channels.set(channel, entry);
     return entry;
   }

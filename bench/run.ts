@@ -5,6 +5,8 @@
  *   node --import tsx bench/run.ts store-ops fan-out   only these
  *   node --import tsx bench/run.ts --smoke         every bench with tiny sizes, checks the figures are sane
  *                                                  numbers, writes nothing, exits non-zero on a failure
+ *   node --import tsx bench/run.ts scale --duration 60   an opt-in bench (not in a bare run), its timed
+ *                                                  phase shortened to 60 s
  *
  * Every bench measures its subject next to a baseline from the same run (machines here are shared and
  * noisy): read the ratios, not the absolute figures.
@@ -23,6 +25,7 @@ import {
 import type { Bench, BenchContext, BenchResult } from './lib/types.js';
 import memory from './memory.js';
 import httpUpdate from './http-update.js';
+import scale from './scale.js';
 import storeOps from './store-ops.js';
 
 const BENCHES: Bench[] = [
@@ -32,6 +35,7 @@ const BENCHES: Bench[] = [
   bigChannel,
   memory,
   client,
+  scale,
 ];
 
 /** A bench that runs longer than this is stopped and counted as failed (full runs take a few minutes). */
@@ -40,9 +44,40 @@ const BENCH_TIMEOUT_MS = { smoke: 180_000, full: 240_000 };
 
 function usage(): string {
   return [
-    'usage: npm run bench [-- [--smoke] [name ...]]',
-    `benches: ${BENCHES.map((b) => `${b.name} (${b.description})`).join('; ')}`,
+    'usage: npm run bench [-- [--smoke] [--duration <seconds>] [name ...]]',
+    `benches: ${BENCHES.map((b) => `${b.name}${b.optIn ? ' [only when named, or --smoke]' : ''} (${b.description})`).join('; ')}`,
   ].join('\n');
+}
+
+interface Arguments {
+  help: boolean;
+  smoke: boolean;
+  durationMs: number | null;
+  names: string[];
+}
+
+/** The command line, or a message naming what is wrong with it. */
+function parseArguments(args: readonly string[]): Arguments | string {
+  const parsed: Arguments = {
+    help: false,
+    smoke: false,
+    durationMs: null,
+    names: [],
+  };
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === '--help' || arg === '-h') parsed.help = true;
+    else if (arg === '--smoke') parsed.smoke = true;
+    else if (arg === '--duration' || arg.startsWith('--duration=')) {
+      const value = arg === '--duration' ? args[++i] : arg.slice(11);
+      const seconds = Number(value);
+      if (!value || !Number.isFinite(seconds) || seconds <= 0)
+        return `--duration needs a number of seconds > 0 (e.g. --duration 120), got ${JSON.stringify(value ?? '')}`;
+      parsed.durationMs = seconds * 1000;
+    } else if (arg.startsWith('-')) return `unknown option: ${arg}`;
+    else parsed.names.push(arg);
+  }
+  return parsed;
 }
 
 /** Problems with a result's figures: each must be a finite number > 0. */
@@ -78,25 +113,31 @@ function withTimeout<T>(
 }
 
 async function main(): Promise<number> {
-  const args = process.argv.slice(2);
-  if (args.includes('--help') || args.includes('-h')) {
+  const args = parseArguments(process.argv.slice(2));
+  if (typeof args === 'string') {
+    console.error(`${args}\n${usage()}`);
+    return 2;
+  }
+  if (args.help) {
     console.log(usage());
     return 0;
   }
-  const smoke = args.includes('--smoke');
-  const names = args.filter((a) => !a.startsWith('--'));
+  const { smoke, names } = args;
   const unknown = names.filter((n) => !BENCHES.some((b) => b.name === n));
   if (unknown.length > 0) {
     console.error(`unknown bench: ${unknown.join(', ')}\n${usage()}`);
     return 2;
   }
   const selected =
-    names.length > 0 ? BENCHES.filter((b) => names.includes(b.name)) : BENCHES;
+    names.length > 0
+      ? BENCHES.filter((b) => names.includes(b.name))
+      : BENCHES.filter((b) => smoke || !b.optIn);
   const redisUrl = process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379';
   const context: BenchContext = {
     smoke,
     redisUrl,
     log: (line) => process.stderr.write(`  … ${line}\n`),
+    durationMs: args.durationMs,
   };
 
   const probe = await connectRedis(redisUrl);
@@ -117,7 +158,8 @@ async function main(): Promise<number> {
     try {
       const result = await withTimeout(
         bench.run(context),
-        smoke ? BENCH_TIMEOUT_MS.smoke : BENCH_TIMEOUT_MS.full,
+        bench.timeoutMs?.(context) ??
+          (smoke ? BENCH_TIMEOUT_MS.smoke : BENCH_TIMEOUT_MS.full),
         bench.name,
       );
       const seconds = (Date.now() - started) / 1000;

@@ -41,3 +41,40 @@ export function fmt(value: number | string | null | undefined): string {
 export function ratio(a: number, b: number): number {
   return b === 0 ? Number.NaN : a / b;
 }
+
+/**
+ * A uniform random sample of at most `capacity` values from a stream of any length (Algorithm R): the
+ * percentiles of millions of latencies in bounded memory. With 100,000 samples a p99 is off by well
+ * under a percentile rank.
+ */
+export class Reservoir {
+  readonly #values: Float64Array;
+  #seen = 0;
+
+  constructor(capacity = 100_000) {
+    this.#values = new Float64Array(capacity);
+  }
+
+  /** Values offered so far (the sample holds at most `capacity` of them). */
+  get count(): number {
+    return this.#seen;
+  }
+
+  add(value: number): void {
+    const seen = this.#seen++;
+    if (seen < this.#values.length) {
+      this.#values[seen] = value;
+      return;
+    }
+    const slot = Math.floor(Math.random() * this.#seen);
+    if (slot < this.#values.length) this.#values[slot] = value;
+  }
+
+  /** The `p`-th percentile of the sample (NaN when nothing was added). */
+  percentile(p: number): number {
+    return percentile(
+      this.#values.subarray(0, Math.min(this.#seen, this.#values.length)),
+      p,
+    );
+  }
+}

@@ -8,6 +8,11 @@ export interface BenchContext {
   redisUrl: string;
   /** Progress line on stderr (tables go to stdout). */
   log(line: string): void;
+  /**
+   * From `--duration <seconds>`: how long a bench with a timed load phase (`scale`) runs it; `null`: the
+   * bench's default. Other benches ignore it.
+   */
+  durationMs: number | null;
 }
 
 /** A printed table; cells are preformatted strings or numbers (formatted by the printer). */
@@ -45,5 +50,12 @@ export interface BenchResult {
 export interface Bench {
   name: string;
   description: string;
+  /**
+   * Run only when named (`npm run bench -- scale`), never by a bare `npm run bench`; `--smoke` runs it
+   * like every other bench. For a bench whose full run would double the suite's time.
+   */
+  optIn?: boolean;
+  /** The runner's time limit for this bench, when the default (a few minutes) does not fit. */
+  timeoutMs?(context: BenchContext): number;
   run(context: BenchContext): Promise<BenchResult>;
 }

@@ -4,22 +4,31 @@ import { describe, it } from 'node:test';
 import { Lru } from '../src/core/lru.js';
 
 describe('Lru (the stores’ in-process caches)', () => {
-  it('forgets the least recently used entry first; a read counts as a use', () => {
+  it('keeps every entry used among the last max uses, forgets unused ones, holds at most 2 × max', () => {
+    const lru = new Lru<number, string>(100);
+    for (let i = 0; i < 1000; i++) {
+      lru.set(i, `v${i}`);
+      // Entry 0 is used all along: never forgotten.
+      assert.equal(lru.get(0), 'v0', `after ${i}`);
+      assert.ok(lru.size <= 200, `size ${lru.size}`);
+    }
+    // The 99 newest besides 0 are all there; an entry 200+ writes old is gone.
+    for (let i = 901; i < 1000; i++) assert.equal(lru.get(i), `v${i}`);
+    assert.equal(lru.get(500), undefined);
+  });
+
+  it('updates in place, deletes from either generation', () => {
     const lru = new Lru<string, number>(2);
     lru.set('a', 1);
-    lru.set('b', 2);
-    assert.equal(lru.get('a'), 1); // a is now the most recently used
-    lru.set('c', 3);
-    assert.equal(lru.get('b'), undefined, 'b was the least recently used');
-    assert.equal(lru.get('a'), 1);
-    assert.equal(lru.get('c'), 3);
-    lru.set('a', 4); // an update is a use too
-    lru.set('d', 5);
-    assert.equal(lru.get('c'), undefined);
-    assert.equal(lru.get('a'), 4);
-    assert.equal(lru.size, 2);
+    lru.set('b', 2); // a and b are now the old generation
+    lru.set('a', 3); // back into the current one, with its new value
+    assert.equal(lru.get('a'), 3);
+    assert.equal(lru.get('b'), 2);
     lru.delete('a');
-    assert.equal(lru.size, 1);
+    lru.delete('b');
+    assert.equal(lru.get('a'), undefined);
+    assert.equal(lru.get('b'), undefined);
+    assert.equal(lru.size, 0);
   });
 
   it('refuses a bound below one', () => {

@@ -1,11 +1,17 @@
 /**
- * A bounded map that forgets its least recently used entry first: the in-process caches of the stores
- * (channel keys, known clients and profiles, client tags). A Map keeps insertion order, so moving an
- * entry to the end on use makes its first key the least recently used.
+ * A bounded map that forgets entries not used for a while: the in-process caches of the stores (channel
+ * keys, known clients and profiles, client tags, unknown channel names).
+ *
+ * Two generations of at most `max` entries each: new and used entries go to the current one; when it is
+ * full it becomes the old one and the previous old one is dropped whole. An entry used among the last
+ * `max` distinct uses is therefore always kept, at most `2 × max` are held, and every operation is O(1).
+ * (Evicting one entry at a time through `Map#keys().next()` is not: V8 walks over the deleted slots at
+ * the front of a Map that is evicted from, so a full cache cost time in proportion to its size per call.)
  */
 export class Lru<K, V> {
   readonly #max: number;
-  readonly #map = new Map<K, V>();
+  #current = new Map<K, V>();
+  #old = new Map<K, V>();
 
   constructor(max: number) {
     if (!Number.isSafeInteger(max) || max < 1)
@@ -13,28 +19,43 @@ export class Lru<K, V> {
     this.#max = max;
   }
 
-  /** The value of `key` (marking it recently used), or `undefined`. */
+  /** The value of `key` (marking it used), or `undefined`. */
   get(key: K): V | undefined {
-    const value = this.#map.get(key);
-    if (value === undefined) return undefined;
-    this.#map.delete(key);
-    this.#map.set(key, value);
-    return value;
+    const value = this.#current.get(key);
+    if (value !== undefined) return value;
+    const old = this.#old.get(key);
+    if (old !== undefined) {
+      this.#old.delete(key);
+      this.#add(key, old);
+    }
+    return old;
   }
 
-  /** Sets `key` as the most recently used entry, forgetting the least recently used one beyond the bound. */
+  /** Sets `key` (marking it used). */
   set(key: K, value: V): void {
-    this.#map.delete(key);
-    this.#map.set(key, value);
-    if (this.#map.size > this.#max)
-      this.#map.delete(this.#map.keys().next().value as K);
+    if (this.#current.has(key)) {
+      this.#current.set(key, value);
+      return;
+    }
+    this.#old.delete(key);
+    this.#add(key, value);
   }
 
   delete(key: K): void {
-    this.#map.delete(key);
+    this.#current.delete(key);
+    this.#old.delete(key);
   }
 
+  /** Entries held (at most `2 × max`). */
   get size(): number {
-    return this.#map.size;
+    return this.#current.size + this.#old.size;
+  }
+
+  #add(key: K, value: V): void {
+    this.#current.set(key, value);
+    if (this.#current.size >= this.#max) {
+      this.#old = this.#current;
+      this.#current = new Map();
+    }
   }
 }

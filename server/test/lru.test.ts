@@ -31,6 +31,21 @@ describe('Lru (the stores’ in-process caches)', () => {
     assert.equal(lru.size, 0);
   });
 
+  it('with a weight, counts entries by it: the state cache keeps lists up to max users, at most 2 × max', () => {
+    const lru = new Lru<string, number[]>(100, (list) => list.length);
+    const list = (n: number) => Array.from({ length: n }, (_, i) => i);
+    lru.set('big', list(60));
+    lru.set('small', list(30));
+    lru.set('small', list(10)); // replaced: its old weight no longer counts
+    assert.deepEqual(lru.get('small'), list(10));
+    lru.set('third', list(29)); // 60 + 10 + 29 = 99: still one generation
+    lru.set('fourth', list(50)); // 149 ≥ 100: everything becomes the old generation
+    lru.set('fifth', list(100)); // fills the new generation at once: the old one goes
+    assert.equal(lru.get('big'), undefined);
+    assert.equal(lru.get('fourth'), undefined);
+    assert.deepEqual(lru.get('fifth'), list(100));
+  });
+
   it('refuses a bound below one', () => {
     assert.throws(() => new Lru(0), /an Lru holds at least 1 entry, got 0/);
   });

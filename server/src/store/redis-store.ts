@@ -50,8 +50,9 @@ export interface RedisStoreOptions extends RetentionOptions {
   /** Channels visited per sweep round trip and shard. Default 100. */
   sweepBatchSize?: number;
   /**
-   * Users kept in process from recent state reads, over all channels (default 100,000, about 20 MB;
-   * `0` keeps none). A read of a channel whose users did not change since this process last read it
+   * Users kept in process from recent state reads, over all channels: the most recent reads' lists up to
+   * this many users are always kept, at most twice as many in all (default 100,000, 20–40 MB; `0` keeps
+   * none; a longer list is not kept). A read of a channel whose users did not change since this process last read it
    * then transfers and parses no users: Redis answers its count, last message id and state version only.
    */
   stateCacheUsers?: number;

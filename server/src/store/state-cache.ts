@@ -1,3 +1,4 @@
+import { Lru } from '../core/lru.js';
 import type { PresenceUser } from '../core/types.js';
 
 /** One channel's users list as of a state version (presence-state.lua). */
@@ -12,31 +13,32 @@ interface CachedUsers {
  * caller's version is current). Every process validates its copy against Redis on every read, so many
  * processes sharing one Redis never serve a stale list.
  *
- * Bounded by the total number of users held (least recently used channels go first); a list longer than
- * the whole budget is not kept. The lists and their users are frozen: callers share them.
+ * An {@link Lru} weighted by list length: the lists of the most recent reads, up to `maxUsers` users, are
+ * kept, at most twice that in all; a list longer than `maxUsers` is not kept. The lists and their users
+ * are frozen: callers share them.
  */
 export class StateCache {
   readonly #maxUsers: number;
-  /** Least recently used first. */
-  readonly #entries = new Map<string, CachedUsers>();
-  #users = 0;
+  readonly #entries: Lru<string, CachedUsers> | null;
 
+  /** `maxUsers` 0 keeps nothing. */
   constructor(maxUsers: number) {
     this.#maxUsers = maxUsers;
+    this.#entries =
+      maxUsers > 0
+        ? new Lru(maxUsers, (entry) => Math.max(1, entry.users.length))
+        : null;
   }
 
   /** The version held for `channel`, or `''` (which no stored version equals). */
   versionOf(channel: string): string {
-    return this.#entries.get(channel)?.version ?? '';
+    return this.#entries?.get(channel)?.version ?? '';
   }
 
-  /** The list held for `channel` when it is at `version`; marks it recently used. */
+  /** The list held for `channel` when it is at `version`. */
   get(channel: string, version: string): readonly PresenceUser[] | undefined {
-    const entry = this.#entries.get(channel);
-    if (entry === undefined || entry.version !== version) return undefined;
-    this.#entries.delete(channel);
-    this.#entries.set(channel, entry);
-    return entry.users;
+    const entry = this.#entries?.get(channel);
+    return entry?.version === version ? entry.users : undefined;
   }
 
   /** Keeps `users` (frozen here) as `channel`'s list at `version`, and returns it. */
@@ -47,27 +49,8 @@ export class StateCache {
   ): readonly PresenceUser[] {
     for (const user of users) Object.freeze(user);
     const frozen = Object.freeze(users);
-    this.delete(channel);
-    if (users.length > this.#maxUsers) return frozen;
-    this.#entries.set(channel, { version, users: frozen });
-    this.#users += users.length;
-    for (const [name, entry] of this.#entries) {
-      if (this.#users <= this.#maxUsers) break;
-      this.#entries.delete(name);
-      this.#users -= entry.users.length;
-    }
+    if (users.length > this.#maxUsers) this.#entries?.delete(channel);
+    else this.#entries?.set(channel, { version, users: frozen });
     return frozen;
-  }
-
-  delete(channel: string): void {
-    const entry = this.#entries.get(channel);
-    if (entry === undefined) return;
-    this.#entries.delete(channel);
-    this.#users -= entry.users.length;
-  }
-
-  /** Number of users held, over every channel. */
-  get size(): number {
-    return this.#users;
   }
 }

@@ -10,6 +10,7 @@
   KEYS[4] busMeta   HASH  id, gid
   KEYS[5] busLog    ZSET  message_id -> message JSON
   KEYS[6] shard channel of the bus channel
+  KEYS[7] events    ZSET  the join/leave event outbox (see recordEvents)
 
   ARGV[1] member          "<userId>:<client tag>"
   ARGV[2] userId
@@ -19,25 +20,27 @@
   ARGV[6] publish         "1" | "0"
   ARGV[7] audienceJson    ',"user_ids":[..]...' or ""
   ARGV[8] busChannelJson
+  ARGV[9] recordEvents    "1": record member_removed / channel_vacated events with the change
 
   Per-store constants (written by the loader): BACKLOG_SIZE, CHANNEL_TTL_MS, BACKLOG_TTL_MS, IDS_PER_MS,
-  EMPTY_CHANNEL_TTL_MS, TTL_REFRESH_MS.
+  EMPTY_CHANNEL_TTL_MS, TTL_REFRESH_MS, EVENTS_TTL_MS, EVENTS_CAP.
 
-  Returns { changed (1|0), message JSON | nil }
+  Returns { changed (1|0), message JSON | nil, removed (1|0: the client was present), lastClient (1|0: the
+            channel has no client left), events recorded }
 ]]
 local rcall = redis.call
 -- @constants
 local clientsKey, usersKey, infoKey = KEYS[1], KEYS[2], KEYS[3]
-local busMetaKey, busLogKey, shardChannel = KEYS[4], KEYS[5], KEYS[6]
+local busMetaKey, busLogKey, shardChannel, eventsKey = KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local member, userId, now = ARGV[1], ARGV[2], ARGV[3]
 local hasRules, countOnly, publish, audienceJson = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
-local busChannelJson = ARGV[8]
+local busChannelJson, withEvents = ARGV[8], ARGV[9]
 
 -- @include append-message
 
-if rcall('ZREM', clientsKey, member) == 0 then return {0, false} end
+if rcall('ZREM', clientsKey, member) == 0 then return {0, false, 0, 0, 0} end
 
-local stored = rcall('HMGET', infoKey, 'count_only', 'publish', 'audience', 'v', 'touched')
+local stored = rcall('HMGET', infoKey, 'count_only', 'publish', 'audience', 'v', 'touched', 'es')
 local infoWrites = {}
 if hasRules == '1' then
   -- Written only when they changed (a missing field reads as false, which never equals a string).
@@ -59,6 +62,13 @@ else
   changed = 1
   addInfoWrite(infoWrites, 'v', nextVersion(stored[4], now))
 end
+local eventCount = 0
+if changed == 1 and withEvents == '1' then
+  local events = {'r', userId}
+  if rcall('EXISTS', usersKey) == 0 then events[3], events[4] = 'v', userId end
+  addInfoWrite(infoWrites, 'es', recordEvents(eventsKey, stored[6], now, events))
+  eventCount = #events / 2
+end
 if #infoWrites > 0 then rcall('HSET', infoKey, unpack(infoWrites)) end
 
 local message = false
@@ -68,5 +78,5 @@ if changed == 1 and publish == '1' then
   message = appendMessage(busMetaKey, busLogKey, shardChannel, busChannelJson, data, audienceJson, now)
 end
 
-settleChannel(clientsKey, usersKey, infoKey, busMetaKey, busLogKey, stored[5], now)
-return {changed, message}
+local lastClient = settleChannel(clientsKey, usersKey, infoKey, busMetaKey, busLogKey, stored[5], now)
+return {changed, message, 1, lastClient, eventCount}

@@ -11,6 +11,7 @@
   KEYS[4] busMeta   HASH  id (last message_id), gid (last global_id)
   KEYS[5] busLog    ZSET  message_id -> message JSON (the backlog)
   KEYS[6] shard channel of the bus channel (SPUBLISH target; same hash tag as the keys)
+  KEYS[7] events    ZSET  seq -> "<seq>|<code>|<userId>|<at>" (the join/leave event outbox, see recordEvents)
 
   The profiles themselves are stored once per user, outside this slot (RedisStore writes them); the
   channel keeps a fingerprint of the profile it last saw, so an edited profile moves the state version.
@@ -26,24 +27,29 @@
   ARGV[9] busChannelJson  the bus channel name as a JSON string
   ARGV[10] maxUsers       most distinct users at once, or "" (no limit)
   ARGV[11] fingerprint    a short hash of userJson, without ":"
+  ARGV[12] recordEvents   "1": record channel_occupied / member_added events with the change; "0": none
 
   Per-store constants (written by the loader): BACKLOG_SIZE, CHANNEL_TTL_MS, BACKLOG_TTL_MS, IDS_PER_MS,
-  OVERDUE_MS (re-request indexing when the recorded due time is this far in the past), TTL_REFRESH_MS.
+  OVERDUE_MS (re-request indexing when the recorded due time is this far in the past), TTL_REFRESH_MS,
+  EVENTS_TTL_MS, EVENTS_CAP.
 
-  Returns { changed (1|0), message JSON | nil, indexAt | nil, full (1|0) }
+  Returns { changed (1|0), message JSON | nil, indexAt | nil, full (1|0), newClient (1|0),
+            firstClient (1|0), events recorded }
     indexAt: the caller must ZADD the channel into the sweep index with this score (the channel's
     earliest expiry got earlier, e.g. it was empty); nil on the ordinary heartbeat.
     full: 1 when a user who is not present yet was refused because the channel already holds maxUsers
     users (HLEN of users, expired-but-unswept clients included); nothing was written.
+    newClient: this client was not present (the deployment's client counter moves by one);
+    firstClient: it is the channel's only client now (the channel counter moves by one).
 ]]
 local rcall = redis.call
 -- @constants
 local clientsKey, usersKey, infoKey = KEYS[1], KEYS[2], KEYS[3]
-local busMetaKey, busLogKey, shardChannel = KEYS[4], KEYS[5], KEYS[6]
+local busMetaKey, busLogKey, shardChannel, eventsKey = KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local member, userId, userJson = ARGV[1], ARGV[2], ARGV[3]
 local expiresAt, now = ARGV[4], ARGV[5]
 local countOnly, publish, audienceJson, busChannelJson = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
-local maxUsers, fingerprint = ARGV[10], ARGV[11]
+local maxUsers, fingerprint, withEvents = ARGV[10], ARGV[11], ARGV[12]
 
 -- @include append-message
 
@@ -51,10 +57,11 @@ local entry = rcall('HGET', usersKey, userId)
 -- Full: checked before any write, in the same script as the write, so racing processes cannot exceed it.
 -- A present member (another tab, a heartbeat) is never refused.
 if maxUsers ~= '' and entry == false and rcall('HLEN', usersKey) >= tonumber(maxUsers) then
-  return {0, false, false, 1}
+  return {0, false, false, 1, 0, 0, 0}
 end
 
 local isNewClient = rcall('ZADD', clientsKey, expiresAt, member) == 1
+local firstClient = isNewClient and rcall('ZCARD', clientsKey) == 1
 local clients, seen = userEntry(entry)
 -- A user without an entry is new here (or their entry was lost while a client stayed: announce again).
 if isNewClient or clients == 0 then clients = clients + 1 end
@@ -67,7 +74,7 @@ end
 
 -- One read of the info hash; its writes are collected into one HSET at the end. A missing field reads as
 -- false, which never equals a string, so rules are (re)written when new or changed.
-local info = rcall('HMGET', infoKey, 'count_only', 'publish', 'audience', 'due', 'touched', 'v')
+local info = rcall('HMGET', infoKey, 'count_only', 'publish', 'audience', 'due', 'touched', 'v', 'es')
 local infoWrites = {}
 if info[1] ~= countOnly or info[2] ~= publish or info[3] ~= audienceJson then
   addInfoWrite(infoWrites, 'count_only', countOnly, 'publish', publish, 'audience', audienceJson)
@@ -77,6 +84,16 @@ local changed = 0
 if entry == false then changed = 1 end
 -- A state read can see this call: the users list (and so a cached copy of it) changed.
 if changed == 1 or profileChanged then addInfoWrite(infoWrites, 'v', nextVersion(info[6], now)) end
+
+local eventCount = 0
+if changed == 1 and withEvents == '1' then
+  local events = {}
+  if rcall('HLEN', usersKey) == 1 then events = {'o', userId} end
+  events[#events + 1] = 'a'
+  events[#events + 1] = userId
+  addInfoWrite(infoWrites, 'es', recordEvents(eventsKey, info[7], now, events))
+  eventCount = #events / 2
+end
 
 -- The sweep index only learns about a channel when its earliest expiry gets earlier; heartbeats move
 -- expiries later and are caught up lazily when the sweep visits the old due time.
@@ -102,7 +119,7 @@ end
 -- then costs three commands instead of nine; every key still lives at least its TTL minus
 -- TTL_REFRESH_MS after the last activity.
 local touched = tonumber(info[5])
-if (isNewClient and rcall('ZCARD', clientsKey) == 1) or touched == nil
+if firstClient or touched == nil
     or touched + TTL_REFRESH_MS <= tonumber(now) then
   addInfoWrite(infoWrites, 'touched', now)
   rcall('HSET', infoKey, unpack(infoWrites))
@@ -110,4 +127,4 @@ if (isNewClient and rcall('ZCARD', clientsKey) == 1) or touched == nil
 elseif #infoWrites > 0 then
   rcall('HSET', infoKey, unpack(infoWrites))
 end
-return {changed, message, indexAt, 0}
+return {changed, message, indexAt, 0, isNewClient and 1 or 0, firstClient and 1 or 0, eventCount}

@@ -11,24 +11,31 @@
   KEYS[4] busMeta   HASH  id, gid
   KEYS[5] busLog    ZSET  message_id -> message JSON
   KEYS[6] shard channel of the bus channel
+  KEYS[7] events    ZSET  the join/leave event outbox (see recordEvents)
 
   ARGV[1] now             ms
   ARGV[2] busChannelJson
+  ARGV[3] recordEvents    "1": record member_removed / channel_vacated events with the change
 
   Per-store constants (written by the loader): BACKLOG_SIZE, CHANNEL_TTL_MS, BACKLOG_TTL_MS, IDS_PER_MS,
-  EMPTY_CHANNEL_TTL_MS, TTL_REFRESH_MS.
+  EMPTY_CHANNEL_TTL_MS, TTL_REFRESH_MS, EVENTS_TTL_MS, EVENTS_CAP.
 
-  Returns { expiredClients, nextDue (ms string) | nil when the channel is empty, message JSON | nil }
+  Returns { expiredClients, nextDue (ms string) | nil when the channel is empty, message JSON | nil,
+            oldest expiry removed (ms string) | nil, lastClient (1|0: the sweep emptied the channel),
+            events recorded }
 ]]
 local rcall = redis.call
 -- @constants
 local clientsKey, usersKey, infoKey = KEYS[1], KEYS[2], KEYS[3]
-local busMetaKey, busLogKey, shardChannel = KEYS[4], KEYS[5], KEYS[6]
-local now, busChannelJson = ARGV[1], ARGV[2]
+local busMetaKey, busLogKey, shardChannel, eventsKey = KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local now, busChannelJson, withEvents = ARGV[1], ARGV[2], ARGV[3]
 
 -- @include append-message
 
 local expired = rcall('ZRANGEBYSCORE', clientsKey, '-inf', now)
+-- The earliest expiry removed: how late this sweep is (the sweep lag metric).
+local oldest = false
+if #expired > 0 then oldest = rcall('ZSCORE', clientsKey, expired[1]) end
 -- Expired clients per user first (in first-seen order), so each user's entry is read and written once.
 local gone, order = {}, {}
 for _, member in ipairs(expired) do
@@ -55,9 +62,26 @@ local nextDue = rcall('ZRANGE', clientsKey, '0', '0', 'WITHSCORES')[2] or false
 if nextDue then rcall('HSET', infoKey, 'due', nextDue) else rcall('HDEL', infoKey, 'due') end
 
 local message = false
+local lastClient, eventCount = 0, 0
 if #expired > 0 then
-  local rules = rcall('HMGET', infoKey, 'count_only', 'publish', 'audience', 'v', 'touched')
-  if #leftUserIds > 0 then rcall('HSET', infoKey, 'v', nextVersion(rules[4], now)) end
+  local rules = rcall('HMGET', infoKey, 'count_only', 'publish', 'audience', 'v', 'touched', 'es')
+  if #leftUserIds > 0 then
+    local infoWrites = {'v', nextVersion(rules[4], now)}
+    if withEvents == '1' then
+      local events = {}
+      for _, userId in ipairs(leftUserIds) do
+        events[#events + 1] = 'r'
+        events[#events + 1] = userId
+      end
+      if not nextDue then
+        events[#events + 1] = 'v'
+        events[#events + 1] = leftUserIds[#leftUserIds]
+      end
+      addInfoWrite(infoWrites, 'es', recordEvents(eventsKey, rules[6], now, events))
+      eventCount = #events / 2
+    end
+    rcall('HSET', infoKey, unpack(infoWrites))
+  end
   if #leftUserIds > 0 and rules[2] == '1' then
     local data
     if rules[1] == '1' then
@@ -67,6 +91,6 @@ if #expired > 0 then
     end
     message = appendMessage(busMetaKey, busLogKey, shardChannel, busChannelJson, data, rules[3] or '', now)
   end
-  settleChannel(clientsKey, usersKey, infoKey, busMetaKey, busLogKey, rules[5], now)
+  lastClient = settleChannel(clientsKey, usersKey, infoKey, busMetaKey, busLogKey, rules[5], now)
 end
-return {#expired, nextDue, message}
+return {#expired, nextDue, message, oldest, lastClient, eventCount}

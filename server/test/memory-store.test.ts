@@ -79,6 +79,7 @@ describe('MemoryStore', () => {
     assert.deepEqual(await store.sweep(T + 60 * HOUR), {
       expiredClients: 0,
       messages: [],
+      lagMs: 0,
     });
     await store.close();
   });
@@ -195,6 +196,7 @@ describe('MemoryStore', () => {
     assert.deepEqual(await store.sweep(T + 60_000), {
       expiredClients: 1,
       messages: [(await store.backlog('/presence/site/0', msgId(1)))[0]!],
+      lagMs: 0,
     });
     await store.close();
   });

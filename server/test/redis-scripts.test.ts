@@ -12,16 +12,19 @@ describe('Lua script replies', () => {
   it('passes every reply shape the scripts document through unchanged', () => {
     const user = JSON.stringify({ id: 1 });
     const replies = [
-      ['present', [1, '{"message_id":1}', null, 0]],
-      ['present', [0, null, String(T), 0]],
-      ['present', [0, null, null, 1]],
-      ['leave', [0, null]],
-      ['sweep', [2, null, '{"message_id":2}']],
+      ['present', [1, '{"message_id":1}', null, 0, 1, 1, 2]],
+      ['present', [0, null, String(T), 0, 0, 0, 0]],
+      ['present', [0, null, null, 1, 0, 0, 0]],
+      ['leave', [0, null, 0, 0, 0]],
+      ['leave', [1, '{"message_id":2}', 1, 1, 2]],
+      ['sweep', [2, null, '{"message_id":2}', String(T), 1, 3]],
+      ['sweep', [0, String(T), null, null, 0, 0]],
       ['state', [0, 0, null]],
       ['state', [2, 7, '1700000000000001']],
       ['state', [2, 7, '1700000000000001', user, user]],
       ['publish', '{"message_id":3}'],
       ['rescore', 0],
+      ['lease', 1],
       ['hit', [1, String(T)]],
       ['claim', []],
       ['claim', ['/a', '/b']],
@@ -35,19 +38,19 @@ describe('Lua script replies', () => {
     const malformed = [
       [
         'present',
-        [2, null, null, 0],
+        [2, null, null, 0, 0, 0, 0],
         'server/lua/presence-present.lua answered an unexpected reply: element 0: 2 is not 0 or 1 ' +
-          '(expected an array [0 or 1, a string or nil, a string or nil, 0 or 1])',
+          '(expected an array [0 or 1, a string or nil, a string or nil, 0 or 1, 0 or 1, 0 or 1, an integer])',
       ],
       [
         'leave',
         [1],
         'server/lua/presence-leave.lua answered an unexpected reply: it has 1 elements, not an array ' +
-          '[0 or 1, a string or nil]',
+          '[0 or 1, a string or nil, 0 or 1, 0 or 1, an integer]',
       ],
       [
         'sweep',
-        [0, 12, null],
+        [0, 12, null, null, 0, 0],
         'server/lua/presence-sweep.lua answered an unexpected reply: element 1: 12 is not a string or nil',
       ],
       [

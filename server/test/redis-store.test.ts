@@ -401,10 +401,11 @@ describe('RedisStore on one Redis', () => {
         await roundTrips(() =>
           store.present('/site/online', user(1), 'tab', 1000, PUBLIC, T),
         ),
-        ['zadd', 'set', `script ${keys.clients}`, 'zadd'],
+        ['zadd', 'set', `script ${keys.clients}`, 'hincrby', 'hincrby', 'zadd'],
         'a client this process has not seen is indexed for the sweep, and its profile written, BEFORE ' +
           'the state changes (a crash between them leaves no unswept client and no listed user without ' +
-          'a profile); the first client indexes again after, in case a sweeper was re-scoring the entry',
+          'a profile); the new client and channel move the counters (not awaited); the first client ' +
+          'indexes again after, in case a sweeper was re-scoring the entry',
       );
       assert.deepEqual(
         await roundTrips(() =>
@@ -417,7 +418,7 @@ describe('RedisStore on one Redis', () => {
         await roundTrips(() =>
           store.present('/site/online', user(2), 'tab', 5000, PUBLIC, T + 1),
         ),
-        ['zadd', 'set', `script ${keys.clients}`],
+        ['zadd', 'set', `script ${keys.clients}`, 'hincrby'],
         'another new client: index first (ZADD LT, a no-op for a later expiry)',
       );
       assert.deepEqual(
@@ -428,6 +429,8 @@ describe('RedisStore on one Redis', () => {
           'zadd',
           'set',
           `script ${store.keys.presence('/other').clients}`,
+          'hincrby',
+          'hincrby',
           'zadd',
         ],
         'a known user in a channel new to them: written again (cheap next to an enter)',
@@ -450,7 +453,30 @@ describe('RedisStore on one Redis', () => {
         await roundTrips(() =>
           store.leave('/site/online', 2, 'tab', PUBLIC, T + 2),
         ),
+        [`script ${keys.clients}`, 'hincrby'],
+      );
+      // While events are recorded, a change that may cause one indexes the channel for delivery first.
+      await store.events.announceConsumer(T, 60_000);
+      assert.deepEqual(
+        await roundTrips(() =>
+          store.present('/site/online', user(3), 'tab', 5000, PUBLIC, T + 3),
+        ),
+        ['zadd', 'set', 'zadd', `script ${keys.clients}`, 'hincrby'],
+        'with events: sweep index, profile and event index before the state',
+      );
+      assert.deepEqual(
+        await roundTrips(() =>
+          store.present('/site/online', user(3), 'tab', 5000, PUBLIC, T + 4),
+        ),
         [`script ${keys.clients}`],
+        'with events: a heartbeat of a known client still touches no shared key',
+      );
+      assert.deepEqual(
+        await roundTrips(() =>
+          store.leave('/site/online', 3, 'tab', PUBLIC, T + 5),
+        ),
+        ['zadd', `script ${keys.clients}`, 'hincrby'],
+        'with events: a leave indexes the channel for delivery first',
       );
       assert.deepEqual(
         await roundTrips(() => store.publish('/chat', 1, {}, T)),

@@ -10,6 +10,7 @@ import type {
 import { firstMessageIdBase } from '../src/core/bus-messages.js';
 import type { PresenceStore, PublishRules } from '../src/core/store.js';
 import { messageIds } from './support/message-ids.js';
+import { eventContract } from './store-contract-events.js';
 
 /**
  * The behaviour every `PresenceStore` must show (docs/protocol.md §5, issue 3/4). Each implementation's test file
@@ -192,6 +193,8 @@ export function runStoreContract(name: string, makeStore: StoreFactory): void {
       await fixture.cleanup();
     });
 
+    eventContract(() => store, connect);
+
     describe('present and leave', () => {
       it('announces a user once for their first client and once when their last client leaves', async () => {
         const recorder = await Recorder.start(store, [BUS]);
@@ -253,6 +256,7 @@ export function runStoreContract(name: string, makeStore: StoreFactory): void {
         assert.deepEqual(await store.sweep(T + 1000), {
           expiredClients: 0,
           messages: [],
+          lagMs: 0,
         });
         assert.equal((await store.state(CHANNEL, false, T + 1000)).count, 1);
         const swept = await store.sweep(T + 1900);
@@ -400,10 +404,12 @@ export function runStoreContract(name: string, makeStore: StoreFactory): void {
         assert.deepEqual(await store.sweep(T + 999), {
           expiredClients: 0,
           messages: [],
+          lagMs: 0,
         });
         assert.deepEqual(await store.sweep(T - 5000), {
           expiredClients: 0,
           messages: [],
+          lagMs: 0,
         });
         assert.equal((await store.state(CHANNEL, false, T + 999)).count, 1);
       });
@@ -414,6 +420,7 @@ export function runStoreContract(name: string, makeStore: StoreFactory): void {
         assert.deepEqual(await store.sweep(T + 1000), {
           expiredClients: 1,
           messages: [],
+          lagMs: 0,
         });
         assert.equal((await store.state(CHANNEL, false, T + 1000)).count, 1);
         assert.deepEqual(await store.lastIds([BUS]), { [BUS]: msgId(1) });
@@ -584,6 +591,7 @@ export function runStoreContract(name: string, makeStore: StoreFactory): void {
         assert.deepEqual(await store.sweep(T + 3000), {
           expiredClients: 1,
           messages: [],
+          lagMs: 0,
         });
         assert.deepEqual(await store.state(CHANNEL, true, T + 3000), {
           count: 2,
@@ -665,6 +673,7 @@ export function runStoreContract(name: string, makeStore: StoreFactory): void {
         assert.deepEqual(await store.sweep(T + 1000), {
           expiredClients: 1,
           messages: [],
+          lagMs: 0,
         });
         assert.deepEqual(await store.lastIds([BUS]), { [BUS]: 0 });
         assert.deepEqual(await store.backlog(BUS, 0), []);

@@ -2,7 +2,7 @@
   Shared helpers, spliced into a script where it says `-- @include append-message` (the loader in
   server/src/store/scripts.ts does the splicing, so every script stays one EVALSHA). They use the
   per-store constants the loader writes at `-- @constants` (BACKLOG_SIZE, CHANNEL_TTL_MS, BACKLOG_TTL_MS,
-  IDS_PER_MS, OVERDUE_MS, EMPTY_CHANNEL_TTL_MS, TTL_REFRESH_MS).
+  IDS_PER_MS, OVERDUE_MS, EMPTY_CHANNEL_TTL_MS, TTL_REFRESH_MS, EVENTS_TTL_MS, EVENTS_CAP).
 
   appendMessage: gives a bus message its ids, appends it to the channel's backlog, trims the backlog to its
   cap and SPUBLISHes it to the channel's shard channel. Returns the message JSON. It refreshes the
@@ -120,6 +120,7 @@ end
   heartbeat does; one nobody is in any more (its clients, users and profiles are gone: Redis drops empty
   hashes and sets) keeps its rules and backlog only EMPTY_CHANNEL_TTL_MS, not the long TTLs, so made-up or
   abandoned channels cost minutes of storage, not days. A later present restores the long TTLs.
+  Returns 1 when the channel has no client left, else 0.
 ]]
 local EMPTY_CHANNEL_TTL_TEXT = string.format('%d', EMPTY_CHANNEL_TTL_MS)
 local function settleChannel(clientsKey, usersKey, infoKey, metaKey, logKey, touched, now)
@@ -129,9 +130,44 @@ local function settleChannel(clientsKey, usersKey, infoKey, metaKey, logKey, tou
       rcall('HSET', infoKey, 'touched', now)
       touchChannel(clientsKey, usersKey, infoKey, metaKey, logKey)
     end
-  else
-    rcall('PEXPIRE', infoKey, EMPTY_CHANNEL_TTL_TEXT)
-    rcall('PEXPIRE', metaKey, EMPTY_CHANNEL_TTL_TEXT)
-    rcall('PEXPIRE', logKey, EMPTY_CHANNEL_TTL_TEXT)
+    return 0
   end
+  rcall('PEXPIRE', infoKey, EMPTY_CHANNEL_TTL_TEXT)
+  rcall('PEXPIRE', metaKey, EMPTY_CHANNEL_TTL_TEXT)
+  rcall('PEXPIRE', logKey, EMPTY_CHANNEL_TTL_TEXT)
+  return 1
+end
+
+--[[
+  recordEvents: appends join/leave events to a presence channel's event outbox (KEYS events, a ZSET in the
+  channel's slot), in the same script as the state change that causes them, so an event exists exactly
+  when its change does: a crash can delay its delivery, never lose it. `events` is a flat list of
+  code, userId pairs (codes: o channel_occupied, a member_added, r member_removed, v channel_vacated), in
+  the order they happened. Each event gets the next number of the channel's event sequence (info field
+  `es`, starting at now * IDS_PER_MS when missing, like message ids, so a lost sequence never reuses a
+  number) and is stored as "<seq>|<code>|<userId>|<at>" under score <seq>. The outbox keeps at most
+  EVENTS_CAP events (the oldest go first: nobody consumed them for that long) and lives EVENTS_TTL_MS after
+  its last event. Returns the new sequence value, for the caller's info write.
+]]
+local EVENTS_TTL_TEXT = string.format('%d', EVENTS_TTL_MS)
+local EVENTS_TRIM_STOP = string.format('%d', -(EVENTS_CAP + 1))
+local function recordEvents(eventsKey, currentSeq, now, events)
+  local seq = tonumber(currentSeq)
+  if seq == nil then seq = math.floor(tonumber(now)) * IDS_PER_MS end
+  local args = {}
+  for i = 1, #events, 2 do
+    seq = seq + 1
+    local seqText = string.format('%d', seq)
+    args[#args + 1] = seqText
+    args[#args + 1] = seqText .. '|' .. events[i] .. '|' .. events[i + 1] .. '|' .. now
+    -- unpack() has a stack limit: a sweep may remove thousands of users at once.
+    if #args >= 1000 then
+      rcall('ZADD', eventsKey, unpack(args))
+      args = {}
+    end
+  end
+  if #args > 0 then rcall('ZADD', eventsKey, unpack(args)) end
+  if rcall('ZCARD', eventsKey) > EVENTS_CAP then rcall('ZREMRANGEBYRANK', eventsKey, '0', EVENTS_TRIM_STOP) end
+  rcall('PEXPIRE', eventsKey, EVENTS_TTL_TEXT)
+  return string.format('%d', seq)
 end

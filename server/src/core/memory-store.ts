@@ -19,8 +19,10 @@ import type {
   PresenceStore,
   PublishRules,
   RateLimitResult,
+  StoreCounts,
   SweepResult,
 } from './store.js';
+import { MemoryEventLog } from './events/memory-event-log.js';
 import type {
   Audience,
   BusMessage,
@@ -111,6 +113,10 @@ export class MemoryStore implements PresenceStore {
   readonly #listeners: ListenerRegistry;
   readonly #sweepHeap = new DueHeap();
 
+  /** Join/leave events for hooks and webhooks. */
+  readonly events = new MemoryEventLog();
+  #clientCount = 0;
+  #channelCount = 0;
   #lastGlobalId = 0;
   #latestNow = 0;
   #closed = false;
@@ -175,6 +181,7 @@ export class MemoryStore implements PresenceStore {
     const key = `${member.id}:${clientId}`;
     const expiresAt = now + timeoutMs;
     const existing = data.clients.get(key);
+    if (!existing) this.#countClients(data, 1);
     let changed = false;
     if (existing) {
       // A heartbeat: only the expiry moves (and the profile, which may have been edited).
@@ -191,6 +198,17 @@ export class MemoryStore implements PresenceStore {
         data.members.set(member.id, { user: member, clients: 1 });
         data.users = null;
         changed = true;
+        if (this.events.recording)
+          this.events.record(
+            channel,
+            data.members.size === 1
+              ? [
+                  ['channel_occupied', member.id],
+                  ['member_added', member.id],
+                ]
+              : [['member_added', member.id]],
+            now,
+          );
       }
     }
     this.#schedule(channel, data, expiresAt);
@@ -229,6 +247,7 @@ export class MemoryStore implements PresenceStore {
     const key = `${userId}:${clientId}`;
     if (!data || !data.clients.delete(key))
       return { changed: false, message: null };
+    this.#countClients(data, -1);
 
     if (checkedRules) data.rules = checkedRules;
     this.#touchChannel(channel, data, now);
@@ -242,6 +261,17 @@ export class MemoryStore implements PresenceStore {
     }
     data.members.delete(userId);
     data.users = null;
+    if (this.events.recording)
+      this.events.record(
+        channel,
+        data.members.size === 0
+          ? [
+              ['member_removed', userId],
+              ['channel_vacated', userId],
+            ]
+          : [['member_removed', userId]],
+        now,
+      );
     const effective = data.rules;
     const message = effective
       ? this.#publishChange(
@@ -289,6 +319,7 @@ export class MemoryStore implements PresenceStore {
     }
     const messages: BusMessage[] = [];
     let expiredClients = 0;
+    let lagMs = 0;
     for (
       let entry = this.#sweepHeap.peek();
       entry && entry.due <= now;
@@ -305,6 +336,8 @@ export class MemoryStore implements PresenceStore {
       for (const [key, client] of data.clients) {
         if (client.expiresAt > now) continue;
         data.clients.delete(key);
+        this.#countClients(data, -1);
+        lagMs = Math.max(lagMs, now - client.expiresAt);
         expiredHere += 1;
         const member = data.members.get(client.userId);
         if (member && member.clients > 1) {
@@ -322,6 +355,17 @@ export class MemoryStore implements PresenceStore {
 
       expiredClients += expiredHere;
       if (expiredHere === 0) continue;
+      if (this.events.recording && leftUserIds.length > 0)
+        this.events.record(
+          entry.channel,
+          [
+            ...leftUserIds.map((id) => ['member_removed', id] as const),
+            ...(data.members.size === 0
+              ? [['channel_vacated', leftUserIds.at(-1)!] as const]
+              : []),
+          ],
+          now,
+        );
       this.#touchChannel(entry.channel, data, now);
       this.#touchBacklog(presenceBusChannel(entry.channel), now);
       if (leftUserIds.length === 0 || !data.rules) {
@@ -340,7 +384,7 @@ export class MemoryStore implements PresenceStore {
       if (message) messages.push(message);
       if (data.clients.size === 0) this.#emptied(entry.channel, now);
     }
-    return { expiredClients, messages };
+    return { expiredClients, messages, lagMs };
   }
 
   async publish(
@@ -476,6 +520,11 @@ export class MemoryStore implements PresenceStore {
     };
   }
 
+  async counts(): Promise<StoreCounts> {
+    this.#assertOpen();
+    return { channels: this.#channelCount, clients: this.#clientCount };
+  }
+
   async ping(): Promise<void> {
     this.#assertOpen();
   }
@@ -500,7 +549,25 @@ export class MemoryStore implements PresenceStore {
   /** Records the newest time seen and drops what expired by then. */
   #advance(now: number): void {
     if (now > this.#latestNow) this.#latestNow = now;
+    this.events.observe(now);
     this.#collectGarbage(now);
+  }
+
+  /**
+   * Moves the counters of `counts()` by one client of `data`: call it with `1` just BEFORE a client is
+   * added, with `-1` just AFTER one is removed (the channel counts while it has clients).
+   */
+  #countClients(data: ChannelData, delta: 1 | -1): void {
+    this.#clientCount += delta;
+    if (delta > 0 && data.clients.size === 0) this.#channelCount += 1;
+    if (delta < 0 && data.clients.size === 0) this.#channelCount -= 1;
+  }
+
+  /** A channel's data is dropped with clients still in it (its TTL passed unswept): uncount them. */
+  #uncount(data: ChannelData): void {
+    if (data.clients.size === 0) return;
+    this.#clientCount -= data.clients.size;
+    this.#channelCount -= 1;
   }
 
   /**
@@ -520,10 +587,11 @@ export class MemoryStore implements PresenceStore {
       this.#emptyBacklogs.delete(bus);
       this.#backlogs.delete(bus);
     }
-    dropExpired(
-      this.#channels,
-      (data) => data.lastActivity + this.#channelTtlMs <= now,
-    );
+    dropExpired(this.#channels, (data) => {
+      const expired = data.lastActivity + this.#channelTtlMs <= now;
+      if (expired) this.#uncount(data);
+      return expired;
+    });
     dropExpired(
       this.#backlogs,
       (backlog) => backlog.lastActivity + this.#backlogTtlMs <= now,
@@ -536,6 +604,7 @@ export class MemoryStore implements PresenceStore {
     const data = this.#channels.get(channel);
     // The ordered GC only sees the front; a clock that went backwards can leave an expired entry behind it.
     if (data && data.lastActivity + this.#channelTtlMs <= now) {
+      this.#uncount(data);
       this.#channels.delete(channel);
       return undefined;
     }

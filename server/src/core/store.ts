@@ -37,6 +37,22 @@ export interface SweepResult {
   expiredClients: number;
   /** One message per channel that lost users (only for channels with an audience). */
   messages: BusMessage[];
+  /**
+   * How late the sweep removed the client that waited longest: `now` minus its expiry, in ms (`0` when
+   * nothing expired). The figure behind the `sweep lag` metric.
+   */
+  lagMs: number;
+}
+
+/**
+ * Deployment-wide figures a store keeps as counters, updated with the state changes (never a scan), so
+ * reading them costs one round trip whatever the size of the deployment.
+ */
+export interface StoreCounts {
+  /** Presence channels with at least one present client. */
+  channels: number;
+  /** Present clients over all channels (a client in 3 channels counts 3 times). */
+  clients: number;
 }
 
 /** A fixed-window counter hit. */
@@ -72,6 +88,91 @@ export interface UpdateAdmissionResult {
 /** A cached prefix-callback result; `config: null` is a cached "not found". */
 export interface CachedConfig {
   config: ChannelConfig | null;
+}
+
+/** What happened in a presence channel (see {@link PresenceEvent}). */
+export type PresenceEventName =
+  'member_added' | 'member_removed' | 'channel_occupied' | 'channel_vacated';
+
+/**
+ * A join/leave event: a user's first client entered a channel (`member_added`) or their last one left or
+ * expired (`member_removed`), a channel got its first user (`channel_occupied`, just before that user's
+ * `member_added`) or lost its last one (`channel_vacated`, just after the `member_removed`).
+ */
+export interface PresenceEvent {
+  /**
+   * Unique in the deployment and the same on every delivery of this event (`<seq>@<channel>`, seq
+   * increasing per channel), so a receiver can drop duplicates.
+   */
+  id: string;
+  name: PresenceEventName;
+  /** The presence channel (`/site/online`). */
+  channel: string;
+  /** The user who entered or left (for occupied / vacated: the user whose change caused it). */
+  userId: number;
+  /** When the change happened, ms since the epoch (the server clock). */
+  at: number;
+}
+
+/** Events of one channel read by {@link EventLog.readDue}, to hand to {@link EventLog.ack} once delivered. */
+export interface PendingEvents {
+  channel: string;
+  /** The channel's score in the event index when it was read (for the compare-and-set in `ack`). */
+  visited: number;
+  /** Oldest first; may be empty (the channel was indexed but had nothing to deliver). */
+  events: PresenceEvent[];
+  /** The sequence number of the last event (what `ack` removes up to). */
+  lastSeq: number;
+}
+
+/**
+ * The durable side of join/leave events. While some process consumes events (hooks or webhooks), every
+ * process records them in the same atomic step as the state change that causes them (the same Lua
+ * script on Redis), in the channel's own outbox, and indexes the channel before the change; consumers
+ * read the index shards they lease, deliver, then acknowledge. A crash anywhere delays events, never loses
+ * them: unacknowledged events are read again by whoever holds the shard's lease next.
+ */
+export interface EventLog {
+  /** Number of index shards (each leased separately). */
+  readonly shards: number;
+  /** Whether this process records events with its state changes now. */
+  readonly recording: boolean;
+  /**
+   * Declares this process a consumer for `ttlMs` (call again before it lapses): it records events from now
+   * on, and every process of the deployment does within one {@link refreshRecording} period.
+   */
+  announceConsumer(now: number, ttlMs: number): Promise<void>;
+  /** Stops declaring this process a consumer (others keep recording until the announcement lapses). */
+  withdrawConsumer(): Promise<void>;
+  /** Re-reads whether any process consumes events, and records (or not) accordingly. */
+  refreshRecording(now: number): Promise<boolean>;
+  /** Takes or renews (or, with `release`, gives up) the lease on one shard; resolves whether it is held. */
+  lease(
+    shard: number,
+    owner: string,
+    leaseMs: number,
+    now: number,
+    release?: boolean,
+  ): Promise<boolean>;
+  /**
+   * Channels of `shard` due for a visit at `now` (at most `maxChannels`, oldest first) and the oldest
+   * `maxEvents` undelivered events of each.
+   */
+  readDue(
+    shard: number,
+    now: number,
+    maxChannels: number,
+    maxEvents: number,
+  ): Promise<PendingEvents[]>;
+  /**
+   * Removes delivered events and re-schedules their channels: one that had events is visited again at
+   * once; one found empty is checked once more after a grace period, then dropped from the index.
+   */
+  ack(
+    shard: number,
+    pending: readonly PendingEvents[],
+    now: number,
+  ): Promise<void>;
 }
 
 /** Called for every message published anywhere in the deployment (all server processes). */
@@ -230,6 +331,12 @@ export interface PresenceStore {
     admission: UpdateAdmission,
     now: number,
   ): Promise<UpdateAdmissionResult>;
+
+  /** Join/leave events for hooks and webhooks (see {@link EventLog}). */
+  readonly events: EventLog;
+
+  /** The deployment-wide counters (see {@link StoreCounts}); used by the metrics endpoint. */
+  counts(): Promise<StoreCounts>;
 
   /** Resolves when the store is reachable; rejects otherwise (used by `/healthz`). */
   ping(): Promise<void>;

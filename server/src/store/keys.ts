@@ -7,11 +7,19 @@
  * ep:{/presence/site/online}p|clients    ZSET  "<userId>:<client tag>" -> expiry ms (tag: see clientTag)
  * ep:{/presence/site/online}p|users      HASH  userId -> "<present clients>:<profile fingerprint>"
  * ep:{/presence/site/online}p|info       HASH  publish rules, due (sweep index score), touched (last TTL
- *                                              refresh), v (state version, for in-process state caches)
+ *                                              refresh), v (state version, for in-process state caches),
+ *                                              es (last event number)
+ * ep:{/presence/site/online}p|events     ZSET  seq -> "<seq>|<code>|<userId>|<at>": join/leave events not
+ *                                              delivered yet (only while some process consumes events)
  * ep:{/presence/site/online}b|meta       HASH  id (last message_id), gid (last global_id)
  * ep:{/presence/site/online}b|log        ZSET  message_id -> message JSON (the backlog)
  * ep:{/presence/site/online}b|pubsub     shard channel (SPUBLISH / SSUBSCRIBE)
  * ep:sweep|3                             ZSET  presence channel -> due ms (one shard of the sweep index)
+ * ep:events|3                            ZSET  presence channel -> visit-at ms (channels whose outbox may
+ *                                              hold events; the shard number is the sweep shard's)
+ * ep:events|3|lease                      STRING the process delivering shard 3's events (PX)
+ * ep:events|consumers                    STRING set (PX) while a process has hooks or webhooks
+ * ep:counts                              HASH  channels, clients: deployment-wide gauges
  * ep:config|/site/online                 STRING cached config JSON (PX TTL)
  * ep:rate|<key>                          HASH  start, count (PX TTL)
  * ep:{user|7}|channels                   ZSET  channel -> until ms (the per-user cap's claims)
@@ -47,6 +55,8 @@ export interface PresenceKeys {
   clients: string;
   users: string;
   info: string;
+  /** The channel's join/leave event outbox (see presence-present.lua). */
+  events: string;
   bus: BusKeys;
 }
 
@@ -67,6 +77,7 @@ export function presenceScriptKeys(keys: PresenceKeys): string[] {
     keys.bus.meta,
     keys.bus.log,
     keys.bus.pubsub,
+    keys.events,
   ];
 }
 
@@ -147,6 +158,7 @@ export class RedisKeys {
       clients: `${base}p|clients`,
       users: `${base}p|users`,
       info: `${base}p|info`,
+      events: `${base}p|events`,
       bus: this.bus(busChannel),
     };
   }
@@ -159,6 +171,34 @@ export class RedisKeys {
   /** Sweep index shard number `index` (0-based). */
   sweepShard(index: number): string {
     return `${this.prefix}sweep|${index}`;
+  }
+
+  /**
+   * Event index shard number `index`: presence channels whose outbox may hold events -> when to visit
+   * them. A channel's event shard has the number of its sweep shard.
+   */
+  eventShard(index: number): string {
+    return `${this.prefix}events|${index}`;
+  }
+
+  /** The event index shard of a presence channel. */
+  eventShardOf(channel: string): string {
+    return this.eventShard(fnv1a(channel) % this.sweepShards);
+  }
+
+  /** The lease on event index shard `index` (see events-lease.lua). */
+  eventLease(index: number): string {
+    return `${this.prefix}events|${index}|lease`;
+  }
+
+  /** Set while some process consumes events (hooks or webhooks): every process then records them. */
+  eventConsumers(): string {
+    return `${this.prefix}events|consumers`;
+  }
+
+  /** The deployment-wide counters of {@link PresenceStore.counts}: HASH channels, clients. */
+  counts(): string {
+    return `${this.prefix}counts`;
   }
 
   /** All sweep index shards. */

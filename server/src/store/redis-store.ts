@@ -12,6 +12,7 @@ import type {
   PresenceStore,
   PublishRules,
   RateLimitResult,
+  StoreCounts,
   SweepResult,
   UpdateAdmission,
   UpdateAdmissionResult,
@@ -36,6 +37,7 @@ import {
   encodeProfile,
   profileFingerprint,
 } from './profile-codec.js';
+import { RedisEventLog } from './redis-event-log.js';
 import { StateCache } from './state-cache.js';
 
 /** Options of {@link RedisStore}. Every field is optional. */
@@ -118,6 +120,8 @@ interface ChannelEntry {
   busChannelJson: string;
   /** The sweep index shard of the channel. */
   sweepShard: string;
+  /** The event index shard of the channel. */
+  eventShard: string;
 }
 
 /**
@@ -149,6 +153,7 @@ interface ChannelEntry {
  */
 export class RedisStore implements PresenceStore {
   readonly keys: RedisKeys;
+  readonly events: RedisEventLog;
   readonly #redis: RedisConnection;
   readonly #ownsConnection: boolean;
   readonly #isCluster: boolean;
@@ -237,6 +242,7 @@ export class RedisStore implements PresenceStore {
       : (this.#redis as Redis).options.keyPrefix;
     if (ioredisPrefix) throw keyPrefixError(ioredisPrefix);
     this.#run = defineScripts(this.#redis, scripts);
+    this.events = new RedisEventLog(this.#redis, this.keys, this.#run);
   }
 
   async present(
@@ -286,8 +292,15 @@ export class RedisStore implements PresenceStore {
       clientKnown && profile.refreshAt > now
         ? undefined
         : this.#writeProfile(member.id, profile, now);
-    if (this.#isCluster && (indexFirst || profileFirst))
-      await Promise.all([indexFirst, profileFirst]);
+    // While events are recorded, a client this process does not know may cause one (its user's first
+    // client): the channel goes into the event index first, for the same reason (see EventLog).
+    const recording = this.events.recording;
+    const eventsFirst =
+      recording && !clientKnown
+        ? this.#redis.zadd(entry.eventShard, now, channel)
+        : undefined;
+    if (this.#isCluster && (indexFirst || profileFirst || eventsFirst))
+      await Promise.all([indexFirst, profileFirst, eventsFirst]);
     const script = this.#run('present', entry.scriptKeys, [
       `${member.id}:${this.#clientTag(clientId)}`,
       member.id,
@@ -300,9 +313,23 @@ export class RedisStore implements PresenceStore {
       entry.busChannelJson,
       limit === null ? '' : limit,
       profile.fingerprint,
+      recording ? '1' : '0',
     ]);
-    const [, , reply] = await Promise.all([indexFirst, profileFirst, script]);
-    const [changed, messageJson, indexAt, full] = reply;
+    const [, , , reply] = await Promise.all([
+      indexFirst,
+      profileFirst,
+      eventsFirst,
+      script,
+    ]);
+    const [
+      changed,
+      messageJson,
+      indexAt,
+      full,
+      newClient,
+      firstClient,
+      events,
+    ] = reply;
     // Refused: nothing was written (the early index entry, if any, is dropped by the sweeper).
     if (full === 1) return { changed: false, message: null, full: true };
     this.#knownClients.set(known, now + timeoutMs);
@@ -310,6 +337,11 @@ export class RedisStore implements PresenceStore {
     // (a Redis restart), so the profile may be gone too.
     if (changed === 1 && !profileFirst)
       await this.#writeProfile(member.id, profile, now);
+    if (newClient === 1) this.#count(1, firstClient);
+    // Events of a client this process believed present (the store lost its state): indexed after the
+    // fact, the one case where a crash right here would leave them to the outbox's TTL.
+    if (events > 0 && !eventsFirst)
+      await this.#indexEvents(channel, entry, now);
 
     if (indexAt !== null) {
       // The due time got earlier while a sweeper may have been re-scoring the entry (its compare-and-set
@@ -339,7 +371,14 @@ export class RedisStore implements PresenceStore {
 
     const entry = this.#channel(channel);
     this.#knownClients.delete(`${channel}\n${userId}:${clientId}`);
-    const [changed, messageJson] = await this.#run('leave', entry.scriptKeys, [
+    // Indexed before the change that may record events (see EventLog); one connection keeps the order on
+    // a single node, a cluster awaits it.
+    const recording = this.events.recording;
+    const eventsFirst = recording
+      ? this.#redis.zadd(entry.eventShard, now, channel)
+      : undefined;
+    if (this.#isCluster && eventsFirst) await eventsFirst;
+    const script = this.#run('leave', entry.scriptKeys, [
       `${userId}:${this.#clientTag(clientId)}`,
       userId,
       now,
@@ -348,7 +387,13 @@ export class RedisStore implements PresenceStore {
       checked?.audience ? '1' : '0',
       checked?.audience ? audienceJson(checked.audience) : '',
       entry.busChannelJson,
+      recording ? '1' : '0',
     ]);
+    const [, [changed, messageJson, removed, lastClient]] = await Promise.all([
+      eventsFirst,
+      script,
+    ]);
+    if (removed === 1) this.#count(-1, lastClient === 1 ? -1 : 0);
     return { changed: changed === 1, message: parseMessage(messageJson) };
   }
 
@@ -396,7 +441,7 @@ export class RedisStore implements PresenceStore {
     // on the connection it shares with presents: all 16 shards at once put up to 3,200 scripts in front
     // of every enter (bench/scale.ts: an enter overlapping a sweep waited up to 458 ms at p99).
     const results: SweepResult[] = [];
-    for (const shard of this.keys.allSweepShards())
+    for (let shard = 0; shard < this.keys.sweepShards; shard++)
       results.push(await this.#sweepShard(shard, now));
     return {
       expiredClients: results.reduce(
@@ -404,6 +449,7 @@ export class RedisStore implements PresenceStore {
         0,
       ),
       messages: results.flatMap((result) => result.messages),
+      lagMs: Math.max(0, ...results.map((result) => result.lagMs)),
     };
   }
 
@@ -617,6 +663,21 @@ export class RedisStore implements PresenceStore {
     };
   }
 
+  async counts(): Promise<StoreCounts> {
+    this.#assertOpen();
+    const [channels, clients] = await this.#redis.hmget(
+      this.keys.counts(),
+      'channels',
+      'clients',
+    );
+    // A counter can drift below zero (a process that died between a change and its count, a Redis
+    // restart that kept the counters but not the channels): never report less than nothing.
+    return {
+      channels: Math.max(0, Number(channels ?? 0)),
+      clients: Math.max(0, Number(clients ?? 0)),
+    };
+  }
+
   async ping(): Promise<void> {
     this.#assertOpen();
     await this.#redis.ping();
@@ -712,6 +773,36 @@ export class RedisStore implements PresenceStore {
     return (await Promise.all(chunks)).flat();
   }
 
+  /**
+   * Moves the deployment-wide counters (see `counts`) after a change: not awaited (a heartbeat never
+   * gets here; an enter or leave does not wait for it) and on the same connection, so a later read sees
+   * it. Errors go to onError: a gauge may drift, presence does not fail.
+   */
+  #count(clients: number, channels: number): void {
+    const key = this.keys.counts();
+    const done = (error: unknown): void =>
+      this.#onError(error, 'could not update the presence counters');
+    this.#redis.hincrby(key, 'clients', clients).catch(done);
+    if (channels !== 0)
+      this.#redis.hincrby(key, 'channels', channels).catch(done);
+  }
+
+  /** Puts a channel into the event index after its events were recorded (see `present`). */
+  async #indexEvents(
+    channel: string,
+    entry: ChannelEntry,
+    now: number,
+  ): Promise<void> {
+    await this.#redis
+      .zadd(entry.eventShard, now, channel)
+      .catch((error: unknown) =>
+        this.#onError(
+          error,
+          `could not index ${channel} for its events; they wait in its outbox`,
+        ),
+      );
+  }
+
   #channel(channel: string): ChannelEntry {
     const cached = this.#channels.get(channel);
     if (cached !== undefined) return cached;
@@ -721,13 +812,17 @@ export class RedisStore implements PresenceStore {
       stateKeys: [keys.users, keys.info, keys.bus.meta],
       busChannelJson: JSON.stringify(presenceBusChannel(channel)),
       sweepShard: this.keys.sweepShardOf(channel),
+      eventShard: this.keys.eventShardOf(channel),
     };
     this.#channels.set(channel, entry);
     return entry;
   }
 
-  async #sweepShard(shard: string, now: number): Promise<SweepResult> {
+  async #sweepShard(index: number, now: number): Promise<SweepResult> {
+    const shard = this.keys.sweepShard(index);
     let expiredClients = 0;
+    let lagMs = 0;
+    let emptied = 0;
     const messages: BusMessage[] = [];
     for (let round = 0; round < MAX_SWEEP_ROUNDS; round++) {
       const entries = await this.#redis.zrangebyscore(
@@ -740,6 +835,15 @@ export class RedisStore implements PresenceStore {
         this.#sweepBatchSize,
       );
       if (entries.length === 0) break;
+      // While events are recorded, the visited channels go into the event index before their sweep (a
+      // channel's event shard has its sweep shard's number: one command for the batch).
+      const recording = this.events.recording;
+      if (recording) {
+        const members: (string | number)[] = [];
+        for (let i = 0; i < entries.length; i += 2)
+          members.push(now, entries[i]!);
+        await this.#redis.zadd(this.keys.eventShard(index), ...members);
+      }
       const visits: Promise<void>[] = [];
       for (let i = 0; i < entries.length; i += 2) {
         const channel = entries[i]!;
@@ -747,12 +851,15 @@ export class RedisStore implements PresenceStore {
         visits.push(
           (async () => {
             const entry = this.#channel(channel);
-            const [expired, nextDue, messageJson] = await this.#run(
-              'sweep',
-              entry.scriptKeys,
-              [now, entry.busChannelJson],
-            );
+            const [expired, nextDue, messageJson, oldest, lastClient] =
+              await this.#run('sweep', entry.scriptKeys, [
+                now,
+                entry.busChannelJson,
+                recording ? '1' : '0',
+              ]);
             expiredClients += expired;
+            emptied += lastClient;
+            if (oldest !== null) lagMs = Math.max(lagMs, now - Number(oldest));
             const message = parseMessage(messageJson);
             if (message) messages.push(message);
             await this.#run(
@@ -770,7 +877,8 @@ export class RedisStore implements PresenceStore {
       if (failure) throw failure.reason;
       if (entries.length < this.#sweepBatchSize * 2) break;
     }
-    return { expiredClients, messages };
+    if (expiredClients > 0) this.#count(-expiredClients, -emptied);
+    return { expiredClients, messages, lagMs };
   }
 
   #syncSubscriptions(): Promise<void> {

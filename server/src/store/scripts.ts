@@ -100,35 +100,36 @@ const SCRIPTS = {
   present: {
     command: 'emberPresencePresent',
     file: 'presence-present.lua',
-    keys: 6,
+    keys: 7,
     constants: true,
-    // changed, message JSON, indexAt, full
-    reply: tuple<[0 | 1, string | null, string | null, 0 | 1]>([
-      flag,
-      textOrNil,
-      textOrNil,
-      flag,
-    ]),
+    // changed, message JSON, indexAt, full, newClient, firstClient, events recorded
+    reply: tuple<
+      [0 | 1, string | null, string | null, 0 | 1, 0 | 1, 0 | 1, number]
+    >([flag, textOrNil, textOrNil, flag, flag, flag, integer]),
   },
   leave: {
     command: 'emberPresenceLeave',
     file: 'presence-leave.lua',
-    keys: 6,
+    keys: 7,
     constants: true,
-    // changed, message JSON
-    reply: tuple<[0 | 1, string | null]>([flag, textOrNil]),
+    // changed, message JSON, removed, lastClient, events recorded
+    reply: tuple<[0 | 1, string | null, 0 | 1, 0 | 1, number]>([
+      flag,
+      textOrNil,
+      flag,
+      flag,
+      integer,
+    ]),
   },
   sweep: {
     command: 'emberPresenceSweep',
     file: 'presence-sweep.lua',
-    keys: 6,
+    keys: 7,
     constants: true,
-    // expired clients, next due time, message JSON
-    reply: tuple<[number, string | null, string | null]>([
-      integer,
-      textOrNil,
-      textOrNil,
-    ]),
+    // expired clients, next due time, message JSON, oldest expiry removed, lastClient, events recorded
+    reply: tuple<
+      [number, string | null, string | null, string | null, 0 | 1, number]
+    >([integer, textOrNil, textOrNil, textOrNil, flag, integer]),
   },
   state: {
     command: 'emberPresenceState',
@@ -152,6 +153,12 @@ const SCRIPTS = {
   rescore: {
     command: 'emberPresenceRescore',
     file: 'sweep-index-rescore.lua',
+    keys: 1,
+    reply: flag,
+  },
+  lease: {
+    command: 'emberPresenceLease',
+    file: 'events-lease.lua',
     keys: 1,
     reply: flag,
   },
@@ -258,6 +265,15 @@ export function ttlRefreshMs(
   );
 }
 
+/**
+ * A presence channel's join/leave events wait in its outbox at most this long (the outbox's TTL after its
+ * last event) and at most {@link EVENTS_CAP} of them: only a deployment whose event consumers are all gone
+ * for a day (or stuck behind a dead receiver) reaches either.
+ */
+export const EVENTS_TTL_MS = 24 * 60 * 60 * 1000;
+/** See {@link EVENTS_TTL_MS}. */
+export const EVENTS_CAP = 100_000;
+
 /** The per-store constants the scripts read as Lua locals (see {@link constantsLine}). */
 export interface ScriptConstants {
   backlogSize: number;
@@ -273,7 +289,7 @@ export interface ScriptConstants {
  */
 function constantsLine(constants: ScriptConstants): string {
   return (
-    'local BACKLOG_SIZE, CHANNEL_TTL_MS, BACKLOG_TTL_MS, IDS_PER_MS, OVERDUE_MS, EMPTY_CHANNEL_TTL_MS, TTL_REFRESH_MS = ' +
+    'local BACKLOG_SIZE, CHANNEL_TTL_MS, BACKLOG_TTL_MS, IDS_PER_MS, OVERDUE_MS, EMPTY_CHANNEL_TTL_MS, TTL_REFRESH_MS, EVENTS_TTL_MS, EVENTS_CAP = ' +
     [
       constants.backlogSize,
       constants.channelTtlMs,
@@ -282,6 +298,8 @@ function constantsLine(constants: ScriptConstants): string {
       OVERDUE_REINDEX_MS,
       constants.emptyChannelTtlMs,
       ttlRefreshMs(constants),
+      EVENTS_TTL_MS,
+      EVENTS_CAP,
     ].join(', ')
   );
 }

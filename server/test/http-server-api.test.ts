@@ -2,12 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import express from 'express';
 import request from 'supertest';
-import {
-  createApp,
-  createPresenceServer,
-  MemoryStore,
-  type PresenceStore,
-} from '../src/index.js';
+import { createApp, createPresenceServer, MemoryStore } from '../src/index.js';
 import { isStoreUnavailable } from '../src/http/error-middleware.js';
 import { createJsonLogger } from '../src/http/logger.js';
 import {
@@ -24,32 +19,7 @@ import {
   untilPollHeld,
 } from './support/http-fixtures.js';
 import { messageIds } from './support/message-ids.js';
-
-/** A MemoryStore that can be switched "down", failing like an unreachable Redis. */
-function flakyStore(): {
-  store: PresenceStore;
-  setDown: (down: boolean) => void;
-} {
-  const inner = new MemoryStore();
-  let down = false;
-  const store = new Proxy(inner, {
-    get(target, prop, receiver) {
-      const value = Reflect.get(target, prop, receiver) as unknown;
-      if (typeof value !== 'function') return value;
-      return (...args: unknown[]) => {
-        if (down && prop !== 'close') {
-          return Promise.reject(
-            Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:6391'), {
-              code: 'ECONNREFUSED',
-            }),
-          );
-        }
-        return (value as (...a: unknown[]) => unknown).apply(target, args);
-      };
-    },
-  });
-  return { store, setDown: (d) => void (down = d) };
-}
+import { flakyStore } from './support/flaky-store.js';
 
 describe('GET /healthz', () => {
   it('is 200 {ok:true} when the store answers, 503 JSON when it does not, and recovers', async () => {

@@ -4,6 +4,7 @@ import {
   type MessageBusOptions,
 } from '../core/message-bus/message-bus.js';
 import type { Logger } from '../core/logger.js';
+import type { PollAnswerObserver } from '../core/metrics-types.js';
 import type { PresenceStore } from '../core/store.js';
 import type { Clock, CurrentUser } from '../core/types.js';
 import {
@@ -29,6 +30,8 @@ export interface BusEndpointOptions {
   maxFollowedChannelsPerPeer?: number | undefined;
   /** Origins granted CORS for cross-origin polls. Absent → none. */
   allowedOrigins?: readonly string[] | undefined;
+  /** Told how each poll was answered (metrics). Absent → nothing is observed. */
+  onPollAnswer?: PollAnswerObserver | undefined;
 }
 
 /**
@@ -59,6 +62,7 @@ export function createBusEndpoint(options: BusEndpointOptions): BusEndpoint {
     maxHeldPollsPerPeer: options.maxHeldPollsPerPeer,
     maxFollowedChannelsPerPeer: options.maxFollowedChannelsPerPeer,
     allowedOrigins: options.allowedOrigins,
+    onAnswer: options.onPollAnswer,
   });
   return {
     router,

@@ -40,6 +40,8 @@ export interface PresenceRouterOptions {
   maxChannelsPerUser?: number | false;
   /** Largest accepted update body in bytes. Default 100 KiB. */
   bodyLimitBytes?: number;
+  /** Called with every update the handler answered (the metrics count its channels); absent → nothing. */
+  onUpdateAnswer?: (response: HandlerResponse) => void;
 }
 
 export type { RateLimitOptions };
@@ -98,15 +100,14 @@ export function presenceRouter(options: PresenceRouterOptions): Router {
         }
       }
       const params = user ? await bodyParams(req) : {};
-      send(
-        res,
-        await handleUpdate(core, params, user, {
-          rateLimit,
-          ...(options.maxChannelsPerUser !== undefined
-            ? { maxChannelsPerUser: options.maxChannelsPerUser }
-            : {}),
-        }),
-      );
+      const answer = await handleUpdate(core, params, user, {
+        rateLimit,
+        ...(options.maxChannelsPerUser !== undefined
+          ? { maxChannelsPerUser: options.maxChannelsPerUser }
+          : {}),
+      });
+      options.onUpdateAnswer?.(answer);
+      send(res, answer);
     },
   );
 

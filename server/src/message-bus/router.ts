@@ -3,6 +3,7 @@ import { consoleLogger, type Logger } from '../core/logger.js';
 import {
   MessageBus,
   PollHandler,
+  encodeChunk,
   integerOption,
   type MessageBusOptions,
   type ChunkSink,
@@ -10,6 +11,7 @@ import {
   type PollHandlerStats,
   type PollResponse,
 } from '../core/message-bus/index.js';
+import type { PollAnswerObserver } from '../core/metrics-types.js';
 import type { PresenceStore } from '../core/store.js';
 import { globalTimers, type Timers } from '../core/timers.js';
 import type { Clock, CurrentUser } from '../core/types.js';
@@ -97,6 +99,8 @@ export interface MessageBusRouterOptions {
   allowedOrigins?: readonly string[];
   /** Where server-side failures are reported. Default `console`. */
   logger?: Logger;
+  /** Told how each poll was answered (the metrics' poll answers); absent → nothing is observed. */
+  onAnswer?: PollAnswerObserver | undefined;
 }
 
 /** Counters for tests and monitoring: the poll handler's, and the bus subscriptions behind them. */
@@ -212,6 +216,7 @@ export function messageBusRouter(
   // CORS for `allowedOrigins` only. Same-origin polls (the normal case) need none of it; other origins get
   // no grant, so a foreign page can neither read a user's messages nor hold polls with their cookies.
   const applyCors = corsGrant(options.allowedOrigins ?? []);
+  const observe = options.onAnswer;
 
   const router = express.Router() as MessageBusRouter;
 
@@ -236,7 +241,14 @@ export function messageBusRouter(
         address: req.ip ?? req.socket.remoteAddress,
         signal: gone.signal,
       })
-      .then((answer) => send(res, answer, gone.signal, streamLimits));
+      .then((answer) =>
+        send(
+          res,
+          observe ? observed(answer, observe) : answer,
+          gone.signal,
+          streamLimits,
+        ),
+      );
   });
 
   Object.defineProperty(router, 'bus', { value: bus, enumerable: true });
@@ -255,6 +267,48 @@ export function messageBusRouter(
     if (ownsBus) await bus.close();
   };
   return router;
+}
+
+const EMPTY_CHUNK = encodeChunk([]);
+
+/** `answer`, reporting to `observe` what it carries once it is sent (see {@link PollAnswerObserver}). */
+function observed(answer: PollAnswer, observe: PollAnswerObserver): PollAnswer {
+  const resultOf = (response: PollResponse) =>
+    response.status !== 200
+      ? 'error'
+      : Array.isArray(response.body) && response.body.length > 0
+        ? 'messages'
+        : 'empty';
+  if (answer.kind === 'response') {
+    // A preflight (204) is no poll.
+    if (answer.status !== 204) observe('immediate', resultOf(answer));
+    return answer;
+  }
+  if (answer.kind === 'held') {
+    return {
+      kind: 'held',
+      response: answer.response.then((response) => {
+        if (response) observe('long_poll', resultOf(response));
+        return response;
+      }),
+    };
+  }
+  return {
+    ...answer,
+    pipe: (sink) =>
+      answer.pipe({
+        write(chunk) {
+          if (chunk !== EMPTY_CHUNK) observe('stream', 'messages');
+          sink.write(chunk);
+        },
+        end(chunk) {
+          // A stream ends with `[]` normally, with nothing after a failure.
+          observe('stream', chunk === undefined ? 'error' : 'empty');
+          if (chunk === undefined) sink.end();
+          else sink.end(chunk);
+        },
+      }),
+  };
 }
 
 /** How a streamed answer bounds what a client that does not read can make the server buffer. */

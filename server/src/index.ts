@@ -57,6 +57,28 @@ export type { PresenceStore, PublishRules } from './core/store.js';
 export { MemoryStore, type MemoryStoreOptions } from './core/memory-store.js';
 export { RedisStore, type RedisStoreOptions } from './store/redis-store.js';
 
+// Join/leave events (`presence.on`, the `webhooks` option).
+export type {
+  EventLog,
+  PendingEvents,
+  PresenceEvent,
+  PresenceEventName,
+  StoreCounts,
+} from './core/store.js';
+export type { PresenceEventHandler } from './events/dispatcher.js';
+export {
+  signWebhookBody,
+  verifyWebhookSignature,
+  WEBHOOK_SIGNATURE_HEADER,
+  type WebhookBody,
+  type WebhookEvent,
+  type WebhookOptions,
+} from './events/webhooks.js';
+
+// Metrics (the `metrics` option; `presence.metrics`).
+export type { PresenceMetrics } from './http/metrics.js';
+export { NO_EVENT_METRICS, type EventMetrics } from './core/metrics-types.js';
+
 // Logging (the `logger` option).
 export {
   createJsonLogger,

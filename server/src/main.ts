@@ -22,6 +22,7 @@ import {
   type LogLevel,
 } from './http/logger.js';
 import { answerClientErrorsWithJson } from './http/client-errors.js';
+import { checkWebhookOptions } from './events/webhooks.js';
 
 const USAGE = `Usage: ember-presence-server [options]
 
@@ -49,9 +50,18 @@ Options:
   --max-held-polls <n>    most message-bus long polls this process holds at once (default 1000);
                           past it polls are answered at once, so clients poll instead of waiting
   --static <dir>          also serve a built Ember app from <dir> (SPA fallback to index.html)
+  --metrics               serve Prometheus metrics on GET /metrics (same port: keep it off the
+                          public internet)
   --trust-proxy <value>   believe X-Forwarded-* headers from these peers: loopback, a subnet
                           (10.0.0.0/8), or a hop count (default: none; set it when a proxy that
                           rewrites Host is in front)
+  --webhook-url <url>     POST every join/leave event to this receiver, signed (repeatable;
+                          needs --webhook-secret); see the README's "Webhooks"
+  --webhook-secret <s>    HMAC-SHA256 key of the X-Presence-Signature header, at least 16
+                          characters (default: $PRESENCE_WEBHOOK_SECRET)
+  --event-lease-ms <n>    how long this process keeps a share of event deliveries without
+                          renewing it: after a crash, another process takes over at most this
+                          much later (default 15000)
   --log-level <level>     debug | info | warn | error | silent (default: info)
   -h, --help              show this help
 
@@ -74,7 +84,11 @@ const OPTIONS = {
   demo: { type: 'boolean' },
   'allowed-origin': { type: 'string', multiple: true },
   static: { type: 'string' },
+  metrics: { type: 'boolean' },
   'log-level': { type: 'string' },
+  'webhook-url': { type: 'string', multiple: true },
+  'webhook-secret': { type: 'string' },
+  'event-lease-ms': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options'];
 
@@ -160,6 +174,23 @@ async function main(): Promise<void> {
       `--redis-key-prefix must not contain braces or spaces, got "${redisKeyPrefix}"`,
     );
   }
+  const webhookUrls = values['webhook-url'] ?? [];
+  const webhookSecret =
+    values['webhook-secret'] ??
+    (process.env['PRESENCE_WEBHOOK_SECRET'] || undefined);
+  if (webhookUrls.length > 0 && webhookSecret === undefined)
+    usageError(
+      '--webhook-url needs --webhook-secret (or PRESENCE_WEBHOOK_SECRET): receivers verify the signature with it',
+    );
+  if (webhookUrls.length === 0 && values['webhook-secret'] !== undefined)
+    usageError('--webhook-secret without --webhook-url: give the receiver URL');
+  if (webhookUrls.length > 0) {
+    try {
+      checkWebhookOptions({ urls: webhookUrls, secret: webhookSecret! });
+    } catch (err) {
+      usageError(`--webhook-*: ${(err as Error).message}`);
+    }
+  }
   const app = createApp({
     ...(redisUrl ? { redisUrl } : {}),
     ...(redisKeyPrefix !== undefined ? { redisKeyPrefix } : {}),
@@ -186,6 +217,18 @@ async function main(): Promise<void> {
       ? { trustProxy: parseTrustProxy(values['trust-proxy']) }
       : {}),
     logger,
+    ...(values.metrics === true ? { metrics: true } : {}),
+    ...(webhookUrls.length > 0
+      ? { webhooks: { urls: webhookUrls, secret: webhookSecret! } }
+      : {}),
+    ...(values['event-lease-ms'] !== undefined
+      ? {
+          eventLeaseMs: parsePositive(
+            values['event-lease-ms'],
+            '--event-lease-ms',
+          ),
+        }
+      : {}),
     ...(values.static !== undefined
       ? { staticDir: resolve(values.static) }
       : {}),

@@ -28,6 +28,14 @@ import {
 import { createBusEndpoint } from './http/bus-endpoint.js';
 import { errorMiddleware } from './http/error-middleware.js';
 import { createJsonLogger, describeError, type Logger } from './http/logger.js';
+import { createMetrics, type PresenceMetrics } from './http/metrics.js';
+import { withTimeout } from './http/with-timeout.js';
+import {
+  EventDispatcher,
+  type PresenceEventHandler,
+} from './events/dispatcher.js';
+import { createWebhookSink, type WebhookOptions } from './events/webhooks.js';
+import type { PresenceEventName } from './core/store.js';
 import {
   presenceRouter,
   resolveUser,
@@ -87,6 +95,23 @@ export interface PresenceServerOptions {
   sweepIntervalMs?: number;
   /** Largest accepted update body in bytes. Default 100 KiB. */
   bodyLimitBytes?: number;
+  /**
+   * Prometheus metrics on `GET /metrics` (README "Metrics"). Default `false`: no route (404), no store
+   * wrapper, no cost. The figures are operational: do not expose the route to the public.
+   */
+  metrics?: boolean;
+  /**
+   * POST every join/leave event to these receivers, signed with `secret` (README "Webhooks"). Every
+   * process sharing the store should get the same webhooks: whichever holds a shard's lease delivers it.
+   */
+  webhooks?: WebhookOptions;
+  /** A hook (see `on`) running longer than this is left behind (logged, counted). Default 5 s. */
+  hookTimeoutMs?: number;
+  /**
+   * How long a process holds the delivery of a share of the events without renewing it: after a crash,
+   * another process delivers what the dead one had not (at most this much later). Default 15 s.
+   */
+  eventLeaseMs?: number;
 }
 
 /**
@@ -149,6 +174,23 @@ export interface PresenceServer {
   sweep(): Promise<SweepResult>;
   /** Counters of the message-bus endpoint (held polls, streams, subscriptions), for monitoring. */
   stats(): MessageBusRouterStats;
+  /**
+   * Calls `handler({ id, name, channel, userId, at })` for every `name` event in the deployment:
+   * `member_added` (a user's first client entered a channel), `member_removed` (their last client left or
+   * expired: sweeper leaves included), `channel_occupied`, `channel_vacated`. Once per event across all
+   * processes sharing the store (whichever holds the event's shard calls it; register the same hooks in
+   * every process), in channel order; after a crash, at least once (same `id`). A handler that throws,
+   * rejects or runs past `hookTimeoutMs` is logged and never breaks presence. Returns a function that
+   * removes the handler.
+   *
+   * @example presence.on('member_added', ({ channel, userId, at }) => markSeen(userId, at));
+   */
+  on(name: PresenceEventName, handler: PresenceEventHandler): () => void;
+  /**
+   * The Prometheus metrics behind `GET /metrics` with `metrics: true` (also the `EventMetrics` of hooks
+   * and webhooks, and `counter()` for more figures); `null` without.
+   */
+  readonly metrics: PresenceMetrics | null;
   /** Resolves when the store answers within `timeoutMs` (default 2 s); rejects otherwise. */
   ping(timeoutMs?: number): Promise<void>;
   /**
@@ -213,9 +255,12 @@ export function createPresenceServer(
 function assemble(
   options: PresenceServerOptions,
   logger: Logger,
-  store: PresenceStore,
+  rawStore: PresenceStore,
   owned: { close(): Promise<void> } | null,
 ): PresenceServer {
+  // Without metrics the store is used as is: no wrapper, nothing measured.
+  const metrics = options.metrics ? createMetrics({ logger }) : null;
+  const store = metrics ? metrics.instrumentStore(rawStore) : rawStore;
   const clock = options.clock ?? Date.now;
   const core = new PresenceCore({
     store,
@@ -226,6 +271,28 @@ function assemble(
       : {}),
     ...(options.sweepIntervalMs !== undefined
       ? { sweepIntervalMs: options.sweepIntervalMs }
+      : {}),
+  });
+
+  // Built before anything starts (a bad webhook option throws here). Every process runs it: a process without hooks or webhooks still has to record events while another
+  // one consumes them (it checks every 5 s, one cheap read).
+  const events = new EventDispatcher({
+    log: rawStore.events,
+    clock,
+    logger,
+    sink: options.webhooks
+      ? createWebhookSink(options.webhooks, {
+          clock,
+          logger,
+          ...(metrics ? { metrics } : {}),
+        })
+      : null,
+    ...(metrics ? { metrics } : {}),
+    ...(options.hookTimeoutMs !== undefined
+      ? { hookTimeoutMs: options.hookTimeoutMs }
+      : {}),
+    ...(options.eventLeaseMs !== undefined
+      ? { leaseMs: options.eventLeaseMs }
       : {}),
   });
 
@@ -253,12 +320,20 @@ function assemble(
     maxHeldPollsPerPeer: options.maxHeldPollsPerPeer,
     maxFollowedChannelsPerPeer: options.maxFollowedChannelsPerPeer,
     allowedOrigins: options.allowedOrigins,
+    ...(metrics
+      ? { onPollAnswer: (mode, result) => metrics.pollAnswered(mode, result) }
+      : {}),
+  });
+  metrics?.collectFrom({
+    counts: () => rawStore.counts(),
+    stats: () => bus.router.stats(),
   });
 
   const ping = (timeoutMs = HEALTH_TIMEOUT_MS): Promise<void> =>
     withTimeout(store.ping(), timeoutMs);
 
   const router = express.Router();
+  if (metrics) router.use(metrics.requestCounter());
   router.use(
     presenceRouter({
       core,
@@ -275,6 +350,9 @@ function assemble(
       ...(options.bodyLimitBytes !== undefined
         ? { bodyLimitBytes: options.bodyLimitBytes }
         : {}),
+      ...(metrics
+        ? { onUpdateAnswer: (answer) => metrics.updateAnswered(answer) }
+        : {}),
     }),
   );
   if (demo) router.use(demo.router);
@@ -288,14 +366,25 @@ function assemble(
     }
     res.set('Cache-Control', 'no-store').json({ ok: true });
   });
+  if (metrics) {
+    router
+      .route('/metrics')
+      .get(metrics.handler())
+      .all((_req: Request, res: Response) => {
+        res.set('Allow', 'GET, HEAD');
+        throw new HttpError(405, 'invalid_parameters', 'Scrape with GET.');
+      });
+  }
   router.use(errorMiddleware(logger));
 
   core.startSweeper(); // a no-op when sweepIntervalMs is 0
+  events.start();
 
   let draining: Promise<void> | null = null;
   const drain = (): Promise<void> => {
     draining ??= (async () => {
       await core.stop();
+      await events.stop();
       await bus.close();
     })();
     return draining;
@@ -319,28 +408,10 @@ function assemble(
     publish: (channel, data, audience) => core.publish(channel, data, audience),
     sweep: () => core.sweep(),
     stats: () => bus.router.stats(),
+    on: (name, handler) => events.on(name, handler),
+    metrics,
     ping,
     drain,
     close,
   };
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`Command timed out after ${ms} ms`)),
-      ms,
-    );
-    timer.unref();
-    promise.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (err: unknown) => {
-        clearTimeout(timer);
-        reject(err instanceof Error ? err : new Error(String(err)));
-      },
-    );
-  });
 }

@@ -63,6 +63,19 @@ describe('ember-presence-server', () => {
         ['--max-held-polls', '0'],
         /--max-held-polls must be a positive integer/,
       ],
+      [
+        ['--webhook-url', 'https://example.com/hook'],
+        /--webhook-url needs --webhook-secret/,
+      ],
+      [
+        ['--webhook-url', 'example.com', '--webhook-secret', 'x'.repeat(32)],
+        /--webhook-\*: webhook URL "example.com" is not a URL/,
+      ],
+      [
+        ['--webhook-url', 'https://example.com/', '--webhook-secret', 'short'],
+        /at least 16 characters/,
+      ],
+      [['--event-lease-ms', '0'], /--event-lease-ms must be a positive/],
     ];
     for (const [args, error] of cases) {
       const { code, stderr } = await runCli(args);

@@ -17,7 +17,7 @@ import {
   type PollResponse,
   type WireMessage,
 } from '../src/core/message-bus/index.js';
-import type { Timers } from '../src/core/timers.js';
+import { ManualTimers, settle } from './support/manual-timers.js';
 import type { CurrentUser } from '../src/core/types.js';
 
 /**
@@ -27,50 +27,6 @@ import type { CurrentUser } from '../src/core/types.js';
  */
 
 const T = 1_764_000_000_000;
-
-/** Timers that fire only when the test moves them. */
-class ManualTimers implements Timers {
-  #now = 0;
-  #seq = 0;
-  readonly #pending = new Map<number, { at: number; callback: () => void }>();
-
-  setTimeout(callback: () => void, ms: number): number {
-    const handle = ++this.#seq;
-    this.#pending.set(handle, { at: this.#now + ms, callback });
-    return handle;
-  }
-
-  clearTimeout(handle: unknown): void {
-    this.#pending.delete(handle as number);
-  }
-
-  get pending(): number {
-    return this.#pending.size;
-  }
-
-  /** Moves time forward, firing what falls due in order, then lets the promises they start settle. */
-  async advance(ms: number): Promise<void> {
-    const target = this.#now + ms;
-    for (;;) {
-      const due = [...this.#pending.entries()]
-        .filter(([, timer]) => timer.at <= target)
-        .sort(([a, x], [b, y]) => x.at - y.at || a - b)[0];
-      if (!due) break;
-      this.#pending.delete(due[0]);
-      this.#now = due[1].at;
-      due[1].callback();
-      await settle();
-    }
-    this.#now = target;
-    await settle();
-  }
-}
-
-/** Lets pending promise chains (store reads, subscriptions) run; no time passes. */
-async function settle(): Promise<void> {
-  for (let i = 0; i < 5; i += 1)
-    await new Promise<void>((resolve) => setImmediate(resolve));
-}
 
 const ann: CurrentUser = {
   id: 1,

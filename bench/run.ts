@@ -12,6 +12,7 @@
  * noisy): read the ratios, not the absolute figures.
  */
 import bigChannel from './big-channel.js';
+import events from './events.js';
 import client from './client.js';
 import fanOut from './fan-out.js';
 import { connectRedis, redisVersion } from './lib/redis.js';
@@ -35,6 +36,7 @@ const BENCHES: Bench[] = [
   bigChannel,
   memory,
   client,
+  events,
   scale,
 ];
 

@@ -186,6 +186,7 @@ export function eventContract(
       const other = await connect();
       const base = await s.counts();
       const delta = async () => {
+        await s.counts(); // writes this process' pending deltas (a store writes them once a second)
         const now = await other.counts();
         return [now.channels - base.channels, now.clients - base.clients];
       };

@@ -145,7 +145,7 @@ const bench: Bench = {
         ),
       });
       dispatcher.start();
-      await producer.events.refreshRecording();
+      await producer.events.refreshRecording(Date.now());
       if (!producer.events.recording)
         throw new Error('the producer does not record events');
       // Each operation is one event: users 1..N enter 200 channels that already hold a user (so no

@@ -248,6 +248,26 @@ describe('hooks across processes on Redis', () => {
     await redis.quit();
   });
 
+  it('a process keeps recording for a minute after the announcement vanished (a Redis restart)', async () => {
+    const keyPrefix = randomKeyPrefix();
+    const consumer = new RedisStore(redis, { keyPrefix });
+    const other = new RedisStore(redis, { keyPrefix });
+    await consumer.events.announceConsumer(T, 60_000);
+    assert.equal(await other.events.refreshRecording(T), true);
+    await redis.del(other.keys.eventConsumers()); // lost with the rest of Redis' memory
+    assert.equal(await other.events.refreshRecording(T + 10_000), true);
+    assert.equal(await other.events.refreshRecording(T + 59_999), true);
+    assert.equal(await other.events.refreshRecording(T + 60_000), false);
+    assert.equal(
+      consumer.events.recording,
+      true,
+      'a consumer records regardless',
+    );
+    await consumer.close();
+    await other.close();
+    await deleteKeys(redis, `${keyPrefix}*`);
+  });
+
   it('two processes with the same hooks call them once per event in all', async () => {
     const connections = [redis.duplicate(), redis.duplicate()];
     const stores = connections.map(

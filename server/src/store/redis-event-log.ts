@@ -5,6 +5,9 @@ import type { EventLog, PendingEvents } from '../core/store.js';
 import type { RedisKeys } from './keys.js';
 import type { RunScript } from './scripts.js';
 
+/** See `refreshRecording`. */
+const CONSUMER_GRACE_MS = 60_000;
+
 /**
  * The RedisStore's {@link EventLog}. Events live in each presence channel's own outbox
  * (`{…}p|events`, written by the presence scripts in the same step as the change); the index shards
@@ -19,6 +22,7 @@ export class RedisEventLog implements EventLog {
   readonly #run: RunScript;
   /** Announced by some process (as last read), or announced by this one. */
   #shared = false;
+  #lastSeen = -Infinity;
   #consuming = false;
 
   constructor(redis: Redis | Cluster, keys: RedisKeys, run: RunScript) {
@@ -48,10 +52,15 @@ export class RedisEventLog implements EventLog {
     return Promise.resolve();
   }
 
-  /** Reads the announcement (`now` is unused: Redis expires it on its own clock). */
-  async refreshRecording(): Promise<boolean> {
-    this.#shared =
-      (await this.#redis.exists(this.#keys.eventConsumers())) === 1;
+  /**
+   * Reads the announcement. Once seen, this process keeps recording for {@link CONSUMER_GRACE_MS} after it
+   * last saw it: a Redis restart (or failover) that lost the key must not stop the recording until a
+   * consumer announces itself again (every 20 s).
+   */
+  async refreshRecording(now: number): Promise<boolean> {
+    if ((await this.#redis.exists(this.#keys.eventConsumers())) === 1)
+      this.#lastSeen = now;
+    this.#shared = now - this.#lastSeen < CONSUMER_GRACE_MS;
     return this.recording;
   }
 

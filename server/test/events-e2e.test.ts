@@ -153,6 +153,22 @@ describe('webhooks across two processes, a SIGKILL and a failing receiver', () =
       receiver.received.statuses[500]! > 0,
       'a delivery was attempted and failed',
     );
+    // The process being killed is the one delivering: it took every shard when it started, alone.
+    const shardsOf = (server: RunningServer): number[] | undefined => {
+      const lines = server.lines.filter((line) =>
+        line.includes('"delivering presence events"'),
+      );
+      const last = lines.at(-1);
+      return last
+        ? (JSON.parse(last) as { shards: number[] }).shards
+        : undefined;
+    };
+    assert.equal(
+      shardsOf(a)?.length,
+      16,
+      'the first process delivers every shard',
+    );
+    assert.equal(shardsOf(b), undefined, 'the second one waits');
     a.child.kill('SIGKILL');
     await a.exited;
     await update(b, 9, { present_channels: ['/room/3'] });
@@ -188,6 +204,11 @@ describe('webhooks across two processes, a SIGKILL and a failing receiver', () =
     await new Promise((resolve) => setTimeout(resolve, 1000));
     receiver.close();
 
+    assert.equal(
+      shardsOf(b)?.length,
+      16,
+      'the second process took over every shard',
+    );
     const { events, statuses } = receiver.received;
     assert.deepEqual(
       events.map((e) => `${e.name}:${e.user_id}@${e.channel}`).sort(),

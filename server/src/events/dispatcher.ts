@@ -286,10 +286,19 @@ export class EventDispatcher {
         this.#log.lease(shard, this.owner, this.#leaseMs, now),
       ),
     );
+    const before = [...this.#owned].sort((a, b) => a - b).join(',');
     held.forEach((isHeld, shard) => {
       if (isHeld) this.#owned.add(shard);
       else this.#owned.delete(shard);
     });
+    const after = [...this.#owned].sort((a, b) => a - b);
+    // Operators see who delivers which share of the events (and when a process took over a dead one's).
+    if (after.join(',') !== before)
+      this.#logger.info('delivering presence events', {
+        shards: after,
+        of: this.#log.shards,
+        owner: this.owner,
+      });
   }
 
   async #releaseAll(now: number): Promise<void> {

@@ -362,6 +362,22 @@ describe('POST /presence/update', () => {
     }).expect(200, { '/pub/2': true, '/pub/3': true });
   });
 
+  it('a refused present gives its cap slot back: made-up or forbidden names never use up the cap', async () => {
+    const target = app({ maxChannelsPerUser: 2 });
+    for (let i = 0; i < 3; i++)
+      await update(target, allowedUser, {
+        client_id: 'tab',
+        present_channels: [CHANNELS.nonexistent, CHANNELS.nobody],
+      }).expect(200, {
+        [CHANNELS.nonexistent]: false,
+        [CHANNELS.nobody]: false,
+      });
+    await update(target, allowedUser, {
+      client_id: 'tab',
+      present_channels: ['/pub/1', '/pub/2'],
+    }).expect(200, { '/pub/1': true, '/pub/2': true });
+  });
+
   it('400s on malformed JSON, with the JSON error shape', async () => {
     const res = await postUpdate(app(), allowedUser)
       .set('Content-Type', 'application/json')

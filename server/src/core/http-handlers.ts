@@ -312,6 +312,14 @@ export function handleUpdate(
     // Channel names start with "/", so this key can never be mistaken for one.
     if (Object.keys(reasons).length > 0)
       setOwn(response, UPDATE_REASONS_KEY, reasons);
+    // A present refused after its slot was claimed (no such channel, no access, full) gives the slot
+    // back, so that retrying a full channel or asking for made-up names never uses up the user's cap.
+    const unclaimed = presentNames.filter(
+      (name, index) =>
+        presents[index]!.status === 'rejected' && !refused.has(name),
+    );
+    if (unclaimed.length > 0)
+      await releaseClaims(core, user, unclaimed, options);
 
     await Promise.all(
       leaveNames.map((name) => core.leave(user, name, clientId)),
@@ -364,6 +372,26 @@ async function admitUpdate(
   return store.claimChannels(
     user.id,
     claims.present,
+    claims.leaving,
+    claims.cap,
+    claims.untilMs,
+    now,
+  );
+}
+
+/** Frees the user's cap slots of `names` (no-op without a cap). */
+async function releaseClaims(
+  core: PresenceCore,
+  user: CurrentUser,
+  names: readonly string[],
+  options: UpdateOptions,
+): Promise<void> {
+  const now = Math.floor(core.clock());
+  const claims = channelClaims([], names, options, now);
+  if (!claims) return;
+  await core.store.claimChannels(
+    user.id,
+    [],
     claims.leaving,
     claims.cap,
     claims.untilMs,

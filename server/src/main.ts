@@ -23,6 +23,10 @@ import {
 } from './http/logger.js';
 import { answerClientErrorsWithJson } from './http/client-errors.js';
 import { checkWebhookOptions } from './events/webhooks.js';
+import {
+  DEFAULT_MAX_FOLLOWED_CHANNELS_PER_PEER,
+  DEFAULT_MAX_HELD_POLLS_PER_PEER,
+} from './core/message-bus/index.js';
 
 const USAGE = `Usage: ember-presence-server [options]
 
@@ -49,6 +53,13 @@ Options:
                           most channels one user may be present in at once (default 100)
   --max-held-polls <n>    most message-bus long polls this process holds at once (default 1000);
                           past it polls are answered at once, so clients poll instead of waiting
+  --max-held-polls-per-peer <n>
+                          most long polls held at once for one signed-in user, or one address
+                          for anonymous polls (an IPv6 /64); past it they are answered at once
+                          (default ${DEFAULT_MAX_HELD_POLLS_PER_PEER})
+  --max-followed-channels-per-peer <n>
+                          most channels one peer's held polls follow at once (default
+                          ${DEFAULT_MAX_FOLLOWED_CHANNELS_PER_PEER})
   --static <dir>          also serve a built Ember app from <dir> (SPA fallback to index.html)
   --metrics               serve Prometheus metrics on GET /metrics (same port: keep it off the
                           public internet)
@@ -81,6 +92,8 @@ const OPTIONS = {
   'trust-proxy': { type: 'string' },
   'max-channels-per-user': { type: 'string' },
   'max-held-polls': { type: 'string' },
+  'max-held-polls-per-peer': { type: 'string' },
+  'max-followed-channels-per-peer': { type: 'string' },
   demo: { type: 'boolean' },
   'allowed-origin': { type: 'string', multiple: true },
   static: { type: 'string' },
@@ -210,6 +223,22 @@ async function main(): Promise<void> {
           maxHeldPolls: parsePositive(
             values['max-held-polls'],
             '--max-held-polls',
+          ),
+        }
+      : {}),
+    ...(values['max-held-polls-per-peer'] !== undefined
+      ? {
+          maxHeldPollsPerPeer: parsePositive(
+            values['max-held-polls-per-peer'],
+            '--max-held-polls-per-peer',
+          ),
+        }
+      : {}),
+    ...(values['max-followed-channels-per-peer'] !== undefined
+      ? {
+          maxFollowedChannelsPerPeer: parsePositive(
+            values['max-followed-channels-per-peer'],
+            '--max-followed-channels-per-peer',
           ),
         }
       : {}),

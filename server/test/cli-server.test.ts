@@ -76,6 +76,14 @@ describe('ember-presence-server', () => {
         /at least 16 characters/,
       ],
       [['--event-lease-ms', '0'], /--event-lease-ms must be a positive/],
+      [
+        ['--max-held-polls-per-peer', 'many'],
+        /--max-held-polls-per-peer must be a positive integer/,
+      ],
+      [
+        ['--max-followed-channels-per-peer', '0'],
+        /--max-followed-channels-per-peer must be a positive integer/,
+      ],
     ];
     for (const [args, error] of cases) {
       const { code, stderr } = await runCli(args);
@@ -255,23 +263,24 @@ describe('ember-presence-server', () => {
     assert.ok(server.lines.some((l) => l.includes('"msg":"stopped"')));
   });
 
-  it('--max-held-polls: past the cap a poll is answered at once instead of held', async () => {
-    const server = await start(['--demo', '--max-held-polls', '1']);
-    const poll = (clientId: string, headers: Record<string, string>) =>
-      fetch(`${server.url}/message-bus/${clientId}/poll`, {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/json', ...headers },
-        body: JSON.stringify({ '/presence/site/online': null }),
-        signal: AbortSignal.timeout(5000),
-      });
-    // A streamed poll's headers arrive once it is held: the one slot is taken.
-    const held = await poll('cli-first', {});
-    assert.equal(held.status, 200);
-    const second = await poll('cli-second', { 'Dont-Chunk': 'true' });
-    assert.equal(second.status, 200);
-    assert.deepEqual(await second.json(), [], 'answered at once, not held');
-    await held.body?.cancel();
-  });
+  for (const flag of ['--max-held-polls', '--max-held-polls-per-peer'])
+    it(`${flag}: past the cap a poll is answered at once instead of held`, async () => {
+      const server = await start(['--demo', flag, '1']);
+      const poll = (clientId: string, headers: Record<string, string>) =>
+        fetch(`${server.url}/message-bus/${clientId}/poll`, {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json', ...headers },
+          body: JSON.stringify({ '/presence/site/online': null }),
+          signal: AbortSignal.timeout(5000),
+        });
+      // A streamed poll's headers arrive once it is held: the one slot is taken.
+      const held = await poll('cli-first', {});
+      assert.equal(held.status, 200);
+      const second = await poll('cli-second', { 'Dont-Chunk': 'true' });
+      assert.equal(second.status, 200);
+      assert.deepEqual(await second.json(), [], 'answered at once, not held');
+      await held.body?.cancel();
+    });
 
   it('--redis-url: runs on Redis, answers /healthz, closes the connection and exits 0 on SIGINT', async () => {
     const server = await start([

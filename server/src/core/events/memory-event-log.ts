@@ -20,9 +20,10 @@ export class MemoryEventLog implements EventLog {
   #consumers = 0;
   #sharedUntil = -Infinity;
   #lastNow = -Infinity;
+  /** Channel → its last event number and its undelivered events, each with its number. */
   readonly #outboxes = new Map<
     string,
-    { seq: number; events: PresenceEvent[] }
+    { seq: number; events: { seq: number; event: PresenceEvent }[] }
   >();
   /** Channel → when to visit it (the same schedule as the Redis index: see nextVisit). */
   readonly #index = new Map<string, number>();
@@ -55,11 +56,14 @@ export class MemoryEventLog implements EventLog {
     for (const [name, userId] of events) {
       outbox.seq += 1;
       outbox.events.push({
-        id: eventId(channel, outbox.seq),
-        name,
-        channel,
-        userId,
-        at: now,
+        seq: outbox.seq,
+        event: {
+          id: eventId(channel, outbox.seq),
+          name,
+          channel,
+          userId,
+          at: now,
+        },
       });
     }
     if (outbox.events.length > EVENTS_CAP)
@@ -114,16 +118,15 @@ export class MemoryEventLog implements EventLog {
       .slice(0, maxChannels);
     return Promise.resolve(
       due.map(([channel, visited]) => {
-        const events = (this.#outboxes.get(channel)?.events ?? []).slice(
+        const entries = (this.#outboxes.get(channel)?.events ?? []).slice(
           0,
           maxEvents,
         );
-        const last = events.at(-1);
         return {
           channel,
           visited,
-          events,
-          lastSeq: last ? Number(last.id.slice(0, last.id.indexOf('@'))) : 0,
+          events: entries.map((entry) => entry.event),
+          lastSeq: entries.at(-1)?.seq ?? 0,
         };
       }),
     );
@@ -137,9 +140,7 @@ export class MemoryEventLog implements EventLog {
     for (const { channel, visited, lastSeq } of pending) {
       const outbox = this.#outboxes.get(channel);
       if (outbox && lastSeq > 0) {
-        const keep = outbox.events.findIndex(
-          (event) => Number(event.id.slice(0, event.id.indexOf('@'))) > lastSeq,
-        );
+        const keep = outbox.events.findIndex((entry) => entry.seq > lastSeq);
         outbox.events.splice(0, keep === -1 ? outbox.events.length : keep);
       }
       if (this.#index.get(channel) !== visited) continue; // re-indexed meanwhile: that entry wins

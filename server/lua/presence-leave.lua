@@ -11,6 +11,8 @@
   KEYS[5] busLog    ZSET  message_id -> message JSON
   KEYS[6] shard channel of the bus channel
   KEYS[7] events    ZSET  the join/leave event outbox (see recordEvents)
+  KEYS[8] order     ZSET  userId -> enter number (with maxUsersShown, info `ms`; see shownLeave)
+  KEYS[9] profiles  HASH  userId -> user JSON of the users in order
 
   ARGV[1] member          "<userId>:<client tag>"
   ARGV[2] userId
@@ -32,6 +34,7 @@ local rcall = redis.call
 -- @constants
 local clientsKey, usersKey, infoKey = KEYS[1], KEYS[2], KEYS[3]
 local busMetaKey, busLogKey, shardChannel, eventsKey = KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local orderKey, profilesKey = KEYS[8], KEYS[9]
 local member, userId, now = ARGV[1], ARGV[2], ARGV[3]
 local hasRules, countOnly, publish, audienceJson = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local busChannelJson, withEvents = ARGV[8], ARGV[9]
@@ -40,7 +43,7 @@ local busChannelJson, withEvents = ARGV[8], ARGV[9]
 
 if rcall('ZREM', clientsKey, member) == 0 then return {0, false, 0, 0, 0} end
 
-local stored = rcall('HMGET', infoKey, 'count_only', 'publish', 'audience', 'v', 'touched', 'es')
+local stored = rcall('HMGET', infoKey, 'count_only', 'publish', 'audience', 'v', 'touched', 'es', 'ms')
 local infoWrites = {}
 if hasRules == '1' then
   -- Written only when they changed (a missing field reads as false, which never equals a string).
@@ -71,12 +74,23 @@ if changed == 1 and withEvents == '1' then
 end
 if #infoWrites > 0 then rcall('HSET', infoKey, unpack(infoWrites)) end
 
+local data = false
+if changed == 1 then
+  if countOnly == '1' then
+    data = '{"count_delta":-1}'
+  elseif stored[7] then
+    -- maxUsersShown (the stored limit): a listed user's place goes to the earliest waiting one.
+    local entering, left = shownLeave(orderKey, profilesKey, tonumber(stored[7]), {userId})
+    data = usersChange(entering, left, -1)
+  else
+    data = '{"leaving_user_ids":[' .. userId .. ']}'
+  end
+end
 local message = false
-if changed == 1 and publish == '1' then
-  local data
-  if countOnly == '1' then data = '{"count_delta":-1}' else data = '{"leaving_user_ids":[' .. userId .. ']}' end
+if data and publish == '1' then
   message = appendMessage(busMetaKey, busLogKey, shardChannel, busChannelJson, data, audienceJson, now)
 end
 
-local lastClient = settleChannel(clientsKey, usersKey, infoKey, busMetaKey, busLogKey, stored[5], now)
+local lastClient = settleChannel(clientsKey, usersKey, infoKey, busMetaKey, busLogKey, orderKey, profilesKey,
+  stored[5], now)
 return {changed, message, 1, lastClient, eventCount}

@@ -12,6 +12,8 @@
   KEYS[5] busLog    ZSET  message_id -> message JSON (the backlog)
   KEYS[6] shard channel of the bus channel (SPUBLISH target; same hash tag as the keys)
   KEYS[7] events    ZSET  seq -> "<seq>|<code>|<userId>|<at>" (the join/leave event outbox, see recordEvents)
+  KEYS[8] order     ZSET  userId -> enter number (only with maxUsersShown; see shownLeave)
+  KEYS[9] profiles  HASH  userId -> user JSON of the users in order
 
   The profiles themselves are stored once per user, outside this slot (RedisStore writes them); the
   channel keeps a fingerprint of the profile it last saw, so an edited profile moves the state version.
@@ -28,12 +30,16 @@
   ARGV[10] maxUsers       most distinct users at once, or "" (no limit)
   ARGV[11] fingerprint    a short hash of userJson, without ":"
   ARGV[12] recordEvents   "1": record channel_occupied / member_added events with the change; "0": none
+  ARGV[13] shownLimit     maxUsersShown, or "" (everyone listed; always "" on a count-only channel). When it
+                          differs from the stored one (info `ms`), the order is rebuilt for it: emptied, and
+                          `{"resync":true}` published if users were present; they join the order on their
+                          next present.
 
   Per-store constants (written by the loader): BACKLOG_SIZE, CHANNEL_TTL_MS, BACKLOG_TTL_MS, IDS_PER_MS,
   OVERDUE_MS (re-request indexing when the recorded due time is this far in the past), TTL_REFRESH_MS,
   EVENTS_TTL_MS, EVENTS_CAP.
 
-  Returns { changed (1|0), message JSON | nil, indexAt | nil, full (1|0), newClient (1|0),
+  Returns { changed (1|0), message JSON | nil (the last one published), indexAt | nil, full (1|0), newClient (1|0),
             firstClient (1|0), events recorded }
     indexAt: the caller must ZADD the channel into the sweep index with this score (the channel's
     earliest expiry got earlier, e.g. it was empty); nil on the ordinary heartbeat.
@@ -46,10 +52,11 @@ local rcall = redis.call
 -- @constants
 local clientsKey, usersKey, infoKey = KEYS[1], KEYS[2], KEYS[3]
 local busMetaKey, busLogKey, shardChannel, eventsKey = KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local orderKey, profilesKey = KEYS[8], KEYS[9]
 local member, userId, userJson = ARGV[1], ARGV[2], ARGV[3]
 local expiresAt, now = ARGV[4], ARGV[5]
 local countOnly, publish, audienceJson, busChannelJson = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
-local maxUsers, fingerprint, withEvents = ARGV[10], ARGV[11], ARGV[12]
+local maxUsers, fingerprint, withEvents, shownLimit = ARGV[10], ARGV[11], ARGV[12], ARGV[13]
 
 -- @include append-message
 
@@ -74,7 +81,7 @@ end
 
 -- One read of the info hash; its writes are collected into one HSET at the end. A missing field reads as
 -- false, which never equals a string, so rules are (re)written when new or changed.
-local info = rcall('HMGET', infoKey, 'count_only', 'publish', 'audience', 'due', 'touched', 'v', 'es')
+local info = rcall('HMGET', infoKey, 'count_only', 'publish', 'audience', 'due', 'touched', 'v', 'es', 'ms', 'os')
 local infoWrites = {}
 if info[1] ~= countOnly or info[2] ~= publish or info[3] ~= audienceJson then
   addInfoWrite(infoWrites, 'count_only', countOnly, 'publish', publish, 'audience', audienceJson)
@@ -82,8 +89,46 @@ end
 
 local changed = 0
 if entry == false then changed = 1 end
+
+-- maxUsersShown: the limit changed (set, changed or removed), so the order is rebuilt for the new one.
+local resync = false
+local listedChanged = false
+if (info[8] or '') ~= shownLimit then
+  rcall('DEL', orderKey, profilesKey)
+  if shownLimit == '' then rcall('HDEL', infoKey, 'ms', 'os') else addInfoWrite(infoWrites, 'ms', shownLimit, 'os', '0') end
+  info[9] = '0'
+  -- Users other than this call's new one were present: viewers hold a list built for the old limit.
+  resync = rcall('HLEN', usersKey) > changed
+  listedChanged = true
+end
+local data = false
+if countOnly == '1' then
+  if changed == 1 then data = '{"count_delta":1}' end
+elseif shownLimit ~= '' then
+  if changed == 1 or rcall('ZSCORE', orderKey, userId) == false then
+    -- A new user, or one present since before the limit changed: they join the enter order now.
+    local number = string.format('%d', (tonumber(info[9]) or 0) + 1)
+    addInfoWrite(infoWrites, 'os', number)
+    rcall('ZADD', orderKey, number, userId)
+    rcall('HSET', profilesKey, userId, userJson)
+    local listed = rcall('ZCARD', orderKey) <= tonumber(shownLimit)
+    if listed then
+      listedChanged = true
+      data = usersChange({userJson}, {}, changed)
+    else
+      data = usersChange({}, {}, changed)
+    end
+  elseif profileChanged then
+    rcall('HSET', profilesKey, userId, userJson)
+  end
+elseif changed == 1 then
+  data = '{"entering_users":[' .. userJson .. ']}'
+end
+
 -- A state read can see this call: the users list (and so a cached copy of it) changed.
-if changed == 1 or profileChanged then addInfoWrite(infoWrites, 'v', nextVersion(info[6], now)) end
+if changed == 1 or profileChanged or listedChanged then
+  addInfoWrite(infoWrites, 'v', nextVersion(info[6], now))
+end
 
 local eventCount = 0
 if changed == 1 and withEvents == '1' then
@@ -108,9 +153,10 @@ elseif due + OVERDUE_MS < tonumber(now) then
 end
 
 local message = false
-if changed == 1 and publish == '1' then
-  local data
-  if countOnly == '1' then data = '{"count_delta":1}' else data = '{"entering_users":[' .. userJson .. ']}' end
+if resync and publish == '1' then
+  message = appendMessage(busMetaKey, busLogKey, shardChannel, busChannelJson, '{"resync":true}', audienceJson, now)
+end
+if data and publish == '1' then
   message = appendMessage(busMetaKey, busLogKey, shardChannel, busChannelJson, data, audienceJson, now)
 end
 
@@ -123,7 +169,7 @@ if firstClient or touched == nil
     or touched + TTL_REFRESH_MS <= tonumber(now) then
   addInfoWrite(infoWrites, 'touched', now)
   rcall('HSET', infoKey, unpack(infoWrites))
-  touchChannel(clientsKey, usersKey, infoKey, busMetaKey, busLogKey)
+  touchChannel(clientsKey, usersKey, infoKey, busMetaKey, busLogKey, orderKey, profilesKey)
 elseif #infoWrites > 0 then
   rcall('HSET', infoKey, unpack(infoWrites))
 end

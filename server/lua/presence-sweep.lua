@@ -12,6 +12,8 @@
   KEYS[5] busLog    ZSET  message_id -> message JSON
   KEYS[6] shard channel of the bus channel
   KEYS[7] events    ZSET  the join/leave event outbox (see recordEvents)
+  KEYS[8] order     ZSET  userId -> enter number (with maxUsersShown, info `ms`; see shownLeave)
+  KEYS[9] profiles  HASH  userId -> user JSON of the users in order
 
   ARGV[1] now             ms
   ARGV[2] busChannelJson
@@ -28,6 +30,7 @@ local rcall = redis.call
 -- @constants
 local clientsKey, usersKey, infoKey = KEYS[1], KEYS[2], KEYS[3]
 local busMetaKey, busLogKey, shardChannel, eventsKey = KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local orderKey, profilesKey = KEYS[8], KEYS[9]
 local now, busChannelJson, withEvents = ARGV[1], ARGV[2], ARGV[3]
 
 -- @include append-message
@@ -64,7 +67,7 @@ if nextDue then rcall('HSET', infoKey, 'due', nextDue) else rcall('HDEL', infoKe
 local message = false
 local lastClient, eventCount = 0, 0
 if #expired > 0 then
-  local rules = rcall('HMGET', infoKey, 'count_only', 'publish', 'audience', 'v', 'touched', 'es')
+  local rules = rcall('HMGET', infoKey, 'count_only', 'publish', 'audience', 'v', 'touched', 'es', 'ms')
   if #leftUserIds > 0 then
     local infoWrites = {'v', nextVersion(rules[4], now)}
     if withEvents == '1' then
@@ -82,15 +85,22 @@ if #expired > 0 then
     end
     rcall('HSET', infoKey, unpack(infoWrites))
   end
-  if #leftUserIds > 0 and rules[2] == '1' then
-    local data
+  local data = false
+  if #leftUserIds > 0 then
     if rules[1] == '1' then
       data = '{"count_delta":-' .. #leftUserIds .. '}'
+    elseif rules[7] then
+      -- maxUsersShown (the stored limit): listed users' places go to the earliest waiting ones.
+      local entering, left = shownLeave(orderKey, profilesKey, tonumber(rules[7]), leftUserIds)
+      data = usersChange(entering, left, -#leftUserIds)
     else
       data = '{"leaving_user_ids":[' .. table.concat(leftUserIds, ',') .. ']}'
     end
+  end
+  if data and rules[2] == '1' then
     message = appendMessage(busMetaKey, busLogKey, shardChannel, busChannelJson, data, rules[3] or '', now)
   end
-  lastClient = settleChannel(clientsKey, usersKey, infoKey, busMetaKey, busLogKey, rules[5], now)
+  lastClient = settleChannel(clientsKey, usersKey, infoKey, busMetaKey, busLogKey, orderKey, profilesKey,
+    rules[5], now)
 end
 return {#expired, nextDue, message, oldest, lastClient, eventCount}

@@ -187,6 +187,32 @@ describe('channel config normalisation', () => {
     );
   });
 
+  it('keeps a positive integer maxUsersShown, except on a count-only channel, which lists nobody', () => {
+    assert.equal(
+      normalizeChannelConfig({ maxUsersShown: 20 }).maxUsersShown,
+      20,
+    );
+    assert.equal(
+      'maxUsersShown' in
+        normalizeChannelConfig({ maxUsersShown: 20, countOnly: true }),
+      false,
+    );
+    assert.equal(
+      'maxUsersShown' in normalizeChannelConfig({ maxUsersShown: null }),
+      false,
+    );
+    assert.throws(
+      () => normalizeChannelConfig({ maxUsersShown: 0 }),
+      /`maxUsersShown` must be a positive integer \(the most users state and messages list\), got 0/,
+    );
+    assert.deepEqual(
+      publishRulesFor(
+        normalizeChannelConfig({ public: true, maxUsersShown: 3 }),
+      ),
+      { countOnly: false, audience: {}, maxUsersShown: 3 },
+    );
+  });
+
   it('rejects anything that is not a well-typed config', () => {
     const invalid: unknown[] = [
       undefined,
@@ -205,6 +231,9 @@ describe('channel config normalisation', () => {
       { maxUsers: 2.5 },
       { maxUsers: '10' },
       { maxUsers: Infinity },
+      { maxUsersShown: 0 },
+      { maxUsersShown: 1.5 },
+      { maxUsersShown: '10' },
       { public: 'yes' },
       { countOnly: 1 },
       { allowedUserIds: 1 },

@@ -11,6 +11,7 @@ import { firstMessageIdBase } from '../src/core/bus-messages.js';
 import type { PresenceStore, PublishRules } from '../src/core/store.js';
 import { messageIds } from './support/message-ids.js';
 import { eventContract } from './store-contract-events.js';
+import { shownContract } from './store-contract-shown.js';
 
 /**
  * The behaviour every `PresenceStore` must show (docs/protocol.md §5, issue 3/4). Each implementation's test file
@@ -126,8 +127,10 @@ export class Recorder {
 }
 
 /**
- * Applies change messages to a snapshot, the way the client does. `base` is the id before the channel's
- * first message: where a snapshot taken before any message (`last_message_id: null`) stands.
+ * Applies change messages to a snapshot, the way the client does (docs/protocol.md §5): entering users
+ * are added, leaving ids removed, and the count moves by `count_delta` when the message has one, else by
+ * the change of the list. `base` is the id before the channel's first message: where a snapshot taken
+ * before any message (`last_message_id: null`) stands.
  */
 export function replay(
   snapshot: ChannelState,
@@ -147,20 +150,29 @@ export function replay(
     );
     last = message.message_id;
     const data = message.data as Record<string, unknown>;
-    if (Array.isArray(data['entering_users'])) {
-      for (const entering of data['entering_users'] as PresenceUser[])
-        users.set(entering.id, entering);
-    } else if (Array.isArray(data['leaving_user_ids'])) {
-      for (const id of data['leaving_user_ids'] as number[]) users.delete(id);
-    } else if (typeof data['count_delta'] === 'number') {
-      count += data['count_delta'];
-    } else {
+    const known = ['entering_users', 'leaving_user_ids', 'count_delta'];
+    if (
+      Object.keys(data).length === 0 ||
+      Object.keys(data).some((key) => !known.includes(key))
+    )
       assert.fail(`unexpected change message ${JSON.stringify(data)}`);
-    }
+    if (!('users' in snapshot) && Object.keys(data).join() !== 'count_delta')
+      assert.fail(
+        `users change on a count-only channel ${JSON.stringify(data)}`,
+      );
+    const before = users.size;
+    for (const entering of (data['entering_users'] ?? []) as PresenceUser[])
+      users.set(entering.id, entering);
+    for (const id of (data['leaving_user_ids'] ?? []) as number[])
+      users.delete(id);
+    count +=
+      typeof data['count_delta'] === 'number'
+        ? data['count_delta']
+        : users.size - before;
   }
   if (!('users' in snapshot)) return { count, last_message_id: last };
   const list = [...users.values()].sort((a, b) => a.id - b.id);
-  return { users: list, count: list.length, last_message_id: last };
+  return { users: list, count, last_message_id: last };
 }
 
 function sortedUsers(state: ChannelState): FullChannelState {
@@ -194,6 +206,7 @@ export function runStoreContract(name: string, makeStore: StoreFactory): void {
     });
 
     eventContract(() => store, connect);
+    shownContract(() => store, connect);
 
     describe('present and leave', () => {
       it('announces a user once for their first client and once when their last client leaves', async () => {

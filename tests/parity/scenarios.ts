@@ -32,6 +32,7 @@ export interface ParityConfig {
   countOnly?: boolean;
   timeout?: number;
   maxUsers?: number;
+  maxUsersShown?: number;
 }
 
 /** An HTTP answer, reduced to what clients observe. */
@@ -494,6 +495,52 @@ export const scenarios: ParityScenario[] = [
       },
       afterLeave: { '/room/1': true },
       ids: [1, 2, 3, 4],
+    },
+  },
+  {
+    name: "a channel with maxUsersShown lists the first users, counts everyone, and lists the next in a leaver's place",
+    setup: {
+      channels: { '/room/big': { public: true, maxUsersShown: 2 } },
+    },
+    async run(d) {
+      await d.update(update('a1', ['/room/big']), ann);
+      await d.update(update('b1', ['/room/big']), bob);
+      await d.update(update('e1', ['/room/big']), eve);
+      const full = (await d.get('channels[]=/room/big', null)).body;
+      await d.update(update('a1', [], ['/room/big']), ann);
+      const after = (await d.get('channels[]=/room/big', null)).body;
+      const bus = await d.poll('watcher', { '/presence/room/big': 0 }, null);
+      return { full, after, messages: messages(bus) };
+    },
+    expected: {
+      full: {
+        '/room/big': {
+          users: [pub(ann), pub(bob)],
+          count: 3,
+          last_message_id: 3,
+        },
+      },
+      after: {
+        '/room/big': {
+          users: [pub(bob), pub(eve)],
+          count: 2,
+          last_message_id: 4,
+        },
+      },
+      messages: [
+        { entering_users: [pub(ann)] },
+        { entering_users: [pub(bob)] },
+        { count_delta: 1 },
+        {
+          entering_users: [pub(eve)],
+          leaving_user_ids: [1],
+          count_delta: -1,
+        },
+      ].map((data, i) => ({
+        channel: '/presence/room/big',
+        message_id: i + 1,
+        data,
+      })),
     },
   },
   {

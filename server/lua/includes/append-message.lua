@@ -107,10 +107,13 @@ end
   BACKLOG_TTL_MS. Both run after the script's writes, so keys it created get their TTL; PEXPIRE on a key
   that does not exist is a no-op.
 ]]
-local function touchChannel(clientsKey, usersKey, infoKey, metaKey, logKey)
+local function touchChannel(clientsKey, usersKey, infoKey, metaKey, logKey, orderKey, profilesKey)
   rcall('PEXPIRE', clientsKey, CHANNEL_TTL_TEXT)
   rcall('PEXPIRE', usersKey, CHANNEL_TTL_TEXT)
   rcall('PEXPIRE', infoKey, CHANNEL_TTL_TEXT)
+  -- The listed-users keys of a channel with maxUsersShown (absent otherwise: a no-op).
+  rcall('PEXPIRE', orderKey, CHANNEL_TTL_TEXT)
+  rcall('PEXPIRE', profilesKey, CHANNEL_TTL_TEXT)
   touchBacklog(metaKey, logKey)
 end
 
@@ -123,12 +126,12 @@ end
   Returns 1 when the channel has no client left, else 0.
 ]]
 local EMPTY_CHANNEL_TTL_TEXT = string.format('%d', EMPTY_CHANNEL_TTL_MS)
-local function settleChannel(clientsKey, usersKey, infoKey, metaKey, logKey, touched, now)
+local function settleChannel(clientsKey, usersKey, infoKey, metaKey, logKey, orderKey, profilesKey, touched, now)
   if rcall('EXISTS', clientsKey) == 1 then
     local last = tonumber(touched)
     if last == nil or last + TTL_REFRESH_MS <= tonumber(now) then
       rcall('HSET', infoKey, 'touched', now)
-      touchChannel(clientsKey, usersKey, infoKey, metaKey, logKey)
+      touchChannel(clientsKey, usersKey, infoKey, metaKey, logKey, orderKey, profilesKey)
     end
     return 0
   end
@@ -170,4 +173,57 @@ local function recordEvents(eventsKey, currentSeq, now, events)
   if rcall('ZCARD', eventsKey) > EVENTS_CAP then rcall('ZREMRANGEBYRANK', eventsKey, '0', EVENTS_TRIM_STOP) end
   rcall('PEXPIRE', eventsKey, EVENTS_TTL_TEXT)
   return string.format('%d', seq)
+end
+
+--[[
+  usersChange: the data of a users channel's change message (core/shown-users.ts usersChange is the same
+  rule): entering_users (user JSON strings), leaving_user_ids, count_delta, in this key order, each only
+  when it says something; count_delta only when the count moves by something other than entering −
+  leaving. Returns false when nothing changed.
+]]
+local function usersChange(entering, leaving, countDelta)
+  local parts = {}
+  if #entering > 0 then parts[#parts + 1] = '"entering_users":[' .. table.concat(entering, ',') .. ']' end
+  if #leaving > 0 then parts[#parts + 1] = '"leaving_user_ids":[' .. table.concat(leaving, ',') .. ']' end
+  if countDelta ~= #entering - #leaving then
+    parts[#parts + 1] = '"count_delta":' .. string.format('%d', countDelta)
+  end
+  if #parts == 0 then return false end
+  return '{' .. table.concat(parts, ',') .. '}'
+end
+
+--[[
+  Channels with maxUsersShown K (info field `ms`) list the first K users by enter order: KEYS order is a
+  ZSET userId -> enter number (info field `os`, the last number given), KEYS profiles a HASH userId -> user
+  JSON for the users in it (so a user listed in a leaver's place can be announced from this slot).
+  core/shown-users.ts ShownUsers is the same rule for the memory store.
+
+  shownLeave: removes users who left (their users-hash entries already gone) from the order; returns the
+  JSON strings of the users listed in their places and the ids of those of them who were listed.
+]]
+local function shownLeave(orderKey, profilesKey, limit, userIds)
+  local left, ranks = {}, {}
+  for i, userId in ipairs(userIds) do ranks[i] = rcall('ZRANK', orderKey, userId) end
+  local removed = {}
+  for i, userId in ipairs(userIds) do
+    if ranks[i] then
+      if ranks[i] < limit then left[#left + 1] = userId end
+      removed[#removed + 1] = userId
+    end
+    if #removed >= 1000 then
+      rcall('ZREM', orderKey, unpack(removed))
+      rcall('HDEL', profilesKey, unpack(removed))
+      removed = {}
+    end
+  end
+  if #removed > 0 then
+    rcall('ZREM', orderKey, unpack(removed))
+    rcall('HDEL', profilesKey, unpack(removed))
+  end
+  local entering = {}
+  if #left > 0 then
+    local promoted = rcall('ZRANGE', orderKey, string.format('%d', limit - #left), string.format('%d', limit - 1))
+    if #promoted > 0 then entering = rcall('HMGET', profilesKey, unpack(promoted)) end
+  end
+  return entering, left
 end

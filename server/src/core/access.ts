@@ -69,7 +69,13 @@ export function audienceFor(config: ChannelConfig): Audience | null {
 
 /** The {@link PublishRules} the store needs for every state-changing call on a channel with `config`. */
 export function publishRulesFor(config: ChannelConfig): PublishRules {
-  return { countOnly: config.countOnly, audience: audienceFor(config) };
+  const rules: PublishRules = {
+    countOnly: config.countOnly,
+    audience: audienceFor(config),
+  };
+  if (config.maxUsersShown !== undefined && !config.countOnly)
+    rules.maxUsersShown = config.maxUsersShown;
+  return rules;
 }
 
 /**

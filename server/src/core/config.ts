@@ -25,6 +25,7 @@ const CONFIG_KEYS = [
   'countOnly',
   'timeout',
   'maxUsers',
+  'maxUsersShown',
 ] as const;
 
 /** A prefix callback returned something that is neither `null` nor a valid config. */
@@ -124,18 +125,37 @@ export function normalizeChannelConfig(input: unknown): ChannelConfig {
     countOnly: optionalBoolean(record, 'countOnly'),
     timeout,
   };
-  const maxUsers = optionalMaxUsers(record);
+  const maxUsers = optionalLimit(
+    record,
+    'maxUsers',
+    'the most distinct users present at once',
+  );
   if (maxUsers !== null) config.maxUsers = maxUsers;
+  const maxUsersShown = optionalLimit(
+    record,
+    'maxUsersShown',
+    'the most users state and messages list',
+  );
+  // A count-only channel lists nobody: the limit has nothing to limit.
+  if (maxUsersShown !== null && !config.countOnly)
+    config.maxUsersShown = maxUsersShown;
   return config;
 }
 
-/** `maxUsers`: absent/null (no limit) or a positive safe integer; anything else is a config error. */
-function optionalMaxUsers(input: Record<string, unknown>): number | null {
-  const value = input['maxUsers'];
+/**
+ * `maxUsers` / `maxUsersShown`: absent/null (no limit) or a positive safe integer; anything else is a
+ * config error that says what the limit is.
+ */
+function optionalLimit(
+  input: Record<string, unknown>,
+  key: 'maxUsers' | 'maxUsersShown',
+  meaning: string,
+): number | null {
+  const value = input[key];
   if (value === undefined || value === null) return null;
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
     throw new ChannelConfigError(
-      `\`maxUsers\` must be a positive integer (the most distinct users present at once), got ${describe(value)}`,
+      `\`${key}\` must be a positive integer (${meaning}), got ${describe(value)}`,
     );
   }
   return value;

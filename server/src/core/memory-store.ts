@@ -9,6 +9,7 @@ import {
 } from './bus-messages.js';
 import { samePresenceUser } from './access.js';
 import { DueHeap } from './due-heap.js';
+import { RESYNC, ShownUsers, usersChange } from './shown-users.js';
 import { ListenerRegistry } from './listener-registry.js';
 import { retention, type RetentionOptions } from './retention.js';
 import { checkStoreCall, storeArgs } from './store-args.js';
@@ -59,6 +60,8 @@ interface ChannelData {
    * read after a change of `members` (a user entering or leaving, a profile edited); `null` until then.
    */
   users: readonly PresenceUser[] | null;
+  /** With `maxUsersShown`: who is listed and who waits, built for its `limit`; `null` lists everyone. */
+  shown: ShownUsers | null;
   rules: PublishRules | null;
   lastActivity: number;
   /** The due time of this channel's live entry in the sweep heap; `Infinity` when it has none. */
@@ -174,6 +177,16 @@ export class MemoryStore implements PresenceStore {
       return { changed: false, message: null, full: true };
     const data = stored ?? this.#newChannel(channel);
     data.rules = checkedRules;
+    // The limit changed (set, changed or removed): the listed set is built again for it, and the users
+    // present so far are added on their next present (the Redis store cannot list them before: it has
+    // no profile of theirs in the channel's slot). Viewers must refetch.
+    const shownLimit = checkedRules.maxUsersShown ?? null;
+    const resync =
+      (data.shown?.limit ?? null) !== shownLimit && data.members.size > 0;
+    if ((data.shown?.limit ?? null) !== shownLimit) {
+      data.shown = shownLimit === null ? null : new ShownUsers(shownLimit);
+      data.users = null;
+    }
     this.#touchChannel(channel, data, now);
     this.#touchBacklog(presenceBusChannel(channel), now);
     this.#emptyBacklogs.delete(presenceBusChannel(channel));
@@ -213,16 +226,22 @@ export class MemoryStore implements PresenceStore {
     }
     this.#schedule(channel, data, expiresAt);
 
-    const message = changed
-      ? this.#publishChange(
-          channel,
-          checkedRules,
-          checkedRules.countOnly
-            ? { count_delta: 1 }
-            : { entering_users: [member] },
-          now,
-        )
-      : null;
+    if (resync) this.#publishChange(channel, checkedRules, RESYNC, now);
+    let change: unknown = null;
+    if (checkedRules.countOnly) {
+      if (changed) change = { count_delta: 1 };
+    } else if (data.shown && !data.shown.has(member.id)) {
+      // A new user, or one present since before the limit changed: they join the enter order now.
+      const listed = data.shown.add(member.id);
+      if (listed) data.users = null;
+      change = usersChange(listed ? [member] : [], [], changed ? 1 : 0);
+    } else if (changed) {
+      change = usersChange([member], [], 1);
+    }
+    const message =
+      change === null
+        ? null
+        : this.#publishChange(channel, checkedRules, change, now);
     return { changed, message };
   }
 
@@ -279,7 +298,7 @@ export class MemoryStore implements PresenceStore {
           effective,
           effective.countOnly
             ? { count_delta: -1 }
-            : { leaving_user_ids: [userId] },
+            : this.#leavingChange(data, [userId]),
           now,
         )
       : null;
@@ -302,7 +321,10 @@ export class MemoryStore implements PresenceStore {
     if (countOnly) return { count, last_message_id };
     if (!data) return { users: [], count, last_message_id };
     data.users ??= Object.freeze(
-      [...data.members.values()]
+      (data.shown
+        ? [...data.shown.listed()].map((id) => data.members.get(id)!)
+        : [...data.members.values()]
+      )
         .map((m) => Object.freeze({ ...m.user }))
         .sort((a, b) => a.id - b.id),
     );
@@ -374,7 +396,7 @@ export class MemoryStore implements PresenceStore {
       }
       const change = data.rules.countOnly
         ? { count_delta: -leftUserIds.length }
-        : { leaving_user_ids: leftUserIds };
+        : this.#leavingChange(data, leftUserIds);
       const message = this.#publishChange(
         entry.channel,
         data.rules,
@@ -616,6 +638,7 @@ export class MemoryStore implements PresenceStore {
       clients: new Map(),
       members: new Map(),
       users: null,
+      shown: null,
       rules: null,
       lastActivity: 0,
       scheduledDue: Infinity,
@@ -656,6 +679,21 @@ export class MemoryStore implements PresenceStore {
     if (due >= data.scheduledDue) return;
     data.scheduledDue = due;
     this.#sweepHeap.push({ due, channel });
+  }
+
+  /**
+   * The message data for users who left a users channel (their members already removed): with
+   * `maxUsersShown`, the listed ones leave the list and waiting users are listed in their places.
+   */
+  #leavingChange(data: ChannelData, userIds: number[]): unknown {
+    if (!data.shown) return usersChange([], userIds, -userIds.length);
+    const { left, promoted } = data.shown.remove(userIds);
+    if (left.length > 0) data.users = null;
+    return usersChange(
+      promoted.map((id) => data.members.get(id)!.user),
+      left,
+      -userIds.length,
+    );
   }
 
   #publishChange(

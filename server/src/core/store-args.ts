@@ -104,7 +104,19 @@ export const storeArgs = {
     }
     const audience =
       rules['audience'] === null ? null : storeArgs.audience(rules['audience']);
-    return { countOnly: rules['countOnly'], audience };
+    const shown = rules['maxUsersShown'];
+    // Normalised: a limit only where it limits something (a count-only channel lists nobody).
+    if (shown === undefined || shown === null || rules['countOnly'])
+      return { countOnly: rules['countOnly'], audience };
+    return {
+      countOnly: rules['countOnly'],
+      audience,
+      maxUsersShown: positiveInteger(
+        shown,
+        'rules.maxUsersShown',
+        'a positive integer or null',
+      ),
+    };
   },
 
   /** An audience with its lists checked and empty lists dropped (an empty list is the same as absent). */

@@ -16,6 +16,13 @@ export interface PublishRules {
   countOnly: boolean;
   /** Who receives the change messages; `null` → nobody may view: state changes, nothing is published. */
   audience: Audience | null;
+  /**
+   * The channel's `maxUsersShown` (absent or `null`: everyone is listed; ignored when `countOnly`). Only
+   * `present` acts on it: the store keeps the shown set it built for the limit it last saw, and a
+   * present with another limit rebuilds it (publishing `{"resync":true}` when users were present).
+   * `leave` and `sweep` use the stored limit. docs/protocol.md §5.2.
+   */
+  maxUsersShown?: number | null;
 }
 
 /** The outcome of one `present` / `leave`. */

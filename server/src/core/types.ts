@@ -37,6 +37,14 @@ export interface ChannelConfigInput {
    * limit.
    */
   maxUsers?: number | null;
+  /**
+   * State and change messages list at most this many users (a positive integer): the ones who entered
+   * earliest. `count` stays the true number of users; users beyond the first ones only move the count
+   * (`count_delta` messages), and when a listed user leaves, the earliest unlisted one is listed in their
+   * place. Keeps the state of a channel with 100,000 users small. Ignored on `countOnly` channels.
+   * Default: everyone is listed.
+   */
+  maxUsersShown?: number | null;
 }
 
 /** A normalised channel config (defaults applied, validated). */
@@ -49,6 +57,8 @@ export interface ChannelConfig {
   timeout: number;
   /** At most this many distinct users present at once; absent when there is no limit. */
   maxUsers?: number;
+  /** State and messages list at most this many users; absent when everyone is listed (or `countOnly`). */
+  maxUsersShown?: number;
 }
 
 /**

@@ -11,6 +11,10 @@
  *                                              es (last event number)
  * ep:{/presence/site/online}p|events     ZSET  seq -> "<seq>|<code>|<userId>|<at>": join/leave events not
  *                                              delivered yet (only while some process consumes events)
+ * ep:{/presence/site/online}p|order      ZSET  userId -> enter number: with maxUsersShown K (info `ms`), the
+ *                                              first K are listed (absent without it)
+ * ep:{/presence/site/online}p|profiles   HASH  userId -> user JSON of the users in order, so a user listed
+ *                                              in a leaver's place is announced from the channel's slot
  * ep:{/presence/site/online}b|meta       HASH  id (last message_id), gid (last global_id)
  * ep:{/presence/site/online}b|log        ZSET  message_id -> message JSON (the backlog)
  * ep:{/presence/site/online}b|pubsub     shard channel (SPUBLISH / SSUBSCRIBE)
@@ -57,6 +61,9 @@ export interface PresenceKeys {
   info: string;
   /** The channel's join/leave event outbox (see presence-present.lua). */
   events: string;
+  /** With `maxUsersShown`: users by enter order, and their profiles (see presence-present.lua). */
+  order: string;
+  profiles: string;
   bus: BusKeys;
 }
 
@@ -78,6 +85,8 @@ export function presenceScriptKeys(keys: PresenceKeys): string[] {
     keys.bus.log,
     keys.bus.pubsub,
     keys.events,
+    keys.order,
+    keys.profiles,
   ];
 }
 
@@ -159,6 +168,8 @@ export class RedisKeys {
       users: `${base}p|users`,
       info: `${base}p|info`,
       events: `${base}p|events`,
+      order: `${base}p|order`,
+      profiles: `${base}p|profiles`,
       bus: this.bus(busChannel),
     };
   }

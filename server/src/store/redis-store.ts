@@ -320,6 +320,7 @@ export class RedisStore implements PresenceStore {
       limit === null ? '' : limit,
       profile.fingerprint,
       recording ? '1' : '0',
+      checked.maxUsersShown ?? '',
     ]);
     const [, , , reply] = await Promise.all([
       indexFirst,
@@ -837,7 +838,7 @@ export class RedisStore implements PresenceStore {
     const keys = this.keys.presence(channel);
     const entry = {
       scriptKeys: presenceScriptKeys(keys),
-      stateKeys: [keys.users, keys.info, keys.bus.meta],
+      stateKeys: [keys.users, keys.info, keys.bus.meta, keys.order],
       busChannelJson: JSON.stringify(presenceBusChannel(channel)),
       sweepShard: this.keys.sweepShardOf(channel),
       eventShard: this.keys.eventShardOf(channel),

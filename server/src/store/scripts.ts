@@ -100,7 +100,7 @@ const SCRIPTS = {
   present: {
     command: 'emberPresencePresent',
     file: 'presence-present.lua',
-    keys: 7,
+    keys: 9,
     constants: true,
     // changed, message JSON, indexAt, full, newClient, firstClient, events recorded
     reply: tuple<
@@ -110,7 +110,7 @@ const SCRIPTS = {
   leave: {
     command: 'emberPresenceLeave',
     file: 'presence-leave.lua',
-    keys: 7,
+    keys: 9,
     constants: true,
     // changed, message JSON, removed, lastClient, events recorded
     reply: tuple<[0 | 1, string | null, 0 | 1, 0 | 1, number]>([
@@ -124,7 +124,7 @@ const SCRIPTS = {
   sweep: {
     command: 'emberPresenceSweep',
     file: 'presence-sweep.lua',
-    keys: 7,
+    keys: 9,
     constants: true,
     // expired clients, next due time, message JSON, oldest expiry removed, lastClient, events recorded
     reply: tuple<
@@ -134,7 +134,7 @@ const SCRIPTS = {
   state: {
     command: 'emberPresenceState',
     file: 'presence-state.lua',
-    keys: 3,
+    keys: 4,
     readOnly: true,
     // count, last message id, state version, then the user ids (none when the version was the cached one)
     reply: tuple<[number, number, string | null], string>(

@@ -5,8 +5,13 @@ import type { ChannelData, PresenceUser } from './types';
  * Returns `undefined` when the value does not have the wire shape, so the caller can treat it as a
  * failed fetch instead of rendering garbage.
  *
+ * A users channel with `maxUsersShown` lists only the users it shows, and its `count` counts everyone
+ * present, so `count` is kept when it is at least the number of (distinct) users listed; a state without
+ * `count` counts the listed users, and one whose `count` is smaller than its list is refused.
+ *
  * @example
  * applySnapshot({ count: 41, last_message_id: null }); // { users: null, count: 41, lastMessageId: 0 }
+ * applySnapshot({ users: [ann], count: 41, last_message_id: 9 }); // { users: [ann], count: 41, lastMessageId: 9 }
  */
 export function applySnapshot(raw: unknown): ChannelData | undefined {
   if (!isRecord(raw)) return undefined;
@@ -18,7 +23,9 @@ export function applySnapshot(raw: unknown): ChannelData | undefined {
     const users = toUsers(raw['users']);
     if (!users) return undefined;
     const unique = dedupeById(users);
-    return { users: unique, count: unique.length, lastMessageId };
+    const count = raw['count'] === undefined ? unique.length : raw['count'];
+    if (!isNonNegativeInteger(count) || count < unique.length) return undefined;
+    return { users: unique, count, lastMessageId };
   }
 
   const count = raw['count'];

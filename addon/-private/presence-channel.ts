@@ -96,13 +96,20 @@ export class PresenceChannel {
     };
   }
 
-  /** Present users while subscribed (one entry per user); `null` for count-only channels; `undefined` when not subscribed. */
+  /**
+   * Present users while subscribed (one entry per user, in the order they entered); `null` for count-only
+   * channels; `undefined` when not subscribed. On a channel with `maxUsersShown: K` only the K who entered
+   * first are listed, so compare with `count` to show "and N others".
+   */
   get users(): readonly PresenceUser[] | null | undefined {
     if (!this.subscribed) return undefined;
     return this.#flags.shared?.data?.users;
   }
 
-  /** Number of present users while subscribed; `undefined` when not subscribed. */
+  /**
+   * Number of present users while subscribed, every one of them: on a channel with `maxUsersShown` also
+   * those `users` does not list. `undefined` when not subscribed.
+   */
   get count(): number | undefined {
     if (!this.subscribed) return undefined;
     return this.#flags.shared?.data?.count;

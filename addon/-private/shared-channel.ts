@@ -40,8 +40,9 @@ export function busChannelFor(name: string): string {
  *
  * Lifecycle of the data: first subscriber → fetch (batched) or take `initialData` → follow the bus from
  * the snapshot's `last_message_id` (so nothing between snapshot and subscription is lost) → fold each
- * message in with the pure `applyMessage`; a gap or anything unexpected stops following, refetches and
- * follows again from the new snapshot. Last subscriber gone → stop following, forget the data.
+ * message in with the pure `applyMessage`; a gap, a resync the server asked for or anything unexpected
+ * stops following, refetches and follows again from the new snapshot. Last subscriber gone → stop
+ * following, forget the data.
  */
 export class SharedChannel {
   readonly name: string;
@@ -208,11 +209,14 @@ export class SharedChannel {
       this.current = outcome.data;
       return;
     }
-    this.#host.log(
-      outcome.type === 'gap'
-        ? gapLogLine(this.name, outcome.gap)
-        : `PresenceChannel '${this.name}' received an unexpected message (${outcome.reason}), resyncing...`,
-    );
+    // A resync the server asked for is routine (the channel's maxUsersShown changed): nothing to report.
+    if (outcome.type === 'gap') {
+      this.#host.log(gapLogLine(this.name, outcome.gap));
+    } else if (outcome.type === 'unexpected') {
+      this.#host.log(
+        `PresenceChannel '${this.name}' received an unexpected message (${outcome.reason}), resyncing...`,
+      );
+    }
     this.#unfollow();
     void this.#resync();
   }

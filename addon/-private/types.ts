@@ -20,9 +20,15 @@ export interface PresenceUser {
  * `{ users: [ann, bob], count: 2, lastMessageId: 5 }`.
  */
 export interface ChannelData {
-  /** The present users, in arrival order, one entry per id; `null` for a count-only channel. */
+  /**
+   * The shown users, in arrival order, one entry per id: every present user, or on a channel with
+   * `maxUsersShown` the (at most) that many who entered first; `null` for a count-only channel.
+   */
   readonly users: readonly PresenceUser[] | null;
-  /** Number of present users (always `users.length` when `users` is not null). */
+  /**
+   * Number of present users, shown or not: at least `users.length`, and equal to it on a channel without
+   * `maxUsersShown`.
+   */
   readonly count: number;
   /**
    * Id of the last change message folded into this data; 0 when the channel never had one (the server's

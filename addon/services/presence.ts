@@ -346,7 +346,8 @@ export default class PresenceService extends Service {
   /**
    * A fetched state that lacks the signed-in user while the server confirmed them present means the
    * server lost its state (restarted on the memory store, Redis restarted empty): enter again now rather
-   * than at the next heartbeat, so the others see them within a second of the server's return.
+   * than at the next heartbeat, so the others see them within a second of the server's return. A channel
+   * that lists fewer users than it counts (`maxUsersShown`) may simply not list them: no conclusion.
    */
   #checkSelf(state: SharedChannel, data: ChannelData): void {
     const userId = this.#userId;
@@ -354,6 +355,7 @@ export default class PresenceService extends Service {
       this.#userState !== 'signed-in' ||
       userId === undefined ||
       data.users === null ||
+      data.count > data.users.length ||
       !this.#lastDesired.has(state.name)
     )
       return;

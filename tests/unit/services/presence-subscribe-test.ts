@@ -129,11 +129,7 @@ module('Unit | Service | presence > subscribe', function (hooks) {
   test('a dropped message logs the exact line and refetches the state', async function (assert) {
     const channel = ctx.presence().getChannel(ONLINE);
     await channel.subscribe();
-    const logged: string[] = [];
-    const original = console.log;
-    console.log = (...args: unknown[]) =>
-      void logged.push(args.map(String).join(' '));
-    try {
+    const logged = await logsDuring(async () => {
       ctx.server.states.set(ONLINE, {
         users: [user(1), user(2), user(3)],
         count: 3,
@@ -141,9 +137,7 @@ module('Unit | Service | presence > subscribe', function (hooks) {
       });
       ctx.bus.publish(BUS_ONLINE, 7, { entering_users: [user(3)] });
       await settled();
-    } finally {
-      console.log = original;
-    }
+    });
     assert.deepEqual(logged, [
       "PresenceChannel '/site/online' dropped message (received 7, expecting 5), resyncing...",
     ]);
@@ -169,9 +163,7 @@ module('Unit | Service | presence > subscribe', function (hooks) {
   test('an unexpected payload triggers a resync', async function (assert) {
     const channel = ctx.presence().getChannel(ONLINE);
     await channel.subscribe();
-    const original = console.log;
-    console.log = () => undefined;
-    try {
+    const logged = await logsDuring(async () => {
       ctx.server.states.set(ONLINE, {
         users: [user(5)],
         count: 1,
@@ -179,14 +171,74 @@ module('Unit | Service | presence > subscribe', function (hooks) {
       });
       ctx.bus.publish(BUS_ONLINE, 5, { something_new: true });
       await settled();
-    } finally {
-      console.log = original;
-    }
+    });
+    assert.deepEqual(logged, [
+      "PresenceChannel '/site/online' received an unexpected message (payload has no known change key), resyncing...",
+    ]);
     assert.strictEqual(ctx.server.gets.length, 2);
     assert.deepEqual(
       channel.users?.map((u) => u.id),
       [5],
     );
+  });
+
+  test('a {"resync":true} message refetches the state without a warning', async function (assert) {
+    const channel = ctx.presence().getChannel(ONLINE);
+    await channel.subscribe();
+    const logged = await logsDuring(async () => {
+      ctx.server.states.set(ONLINE, {
+        users: [user(1)],
+        count: 3,
+        last_message_id: 5,
+      });
+      ctx.bus.publish(BUS_ONLINE, 5, { resync: true });
+      await settled();
+    });
+    assert.deepEqual(logged, [], 'nothing logged');
+    assert.strictEqual(ctx.server.gets.length, 2, 'refetched');
+    assert.strictEqual(channel.count, 3, 'shows the refetched state');
+    assert.deepEqual(
+      ctx.bus.subscribeCalls.at(-1),
+      { channel: BUS_ONLINE, lastId: 5 },
+      'follows from the new id',
+    );
+  });
+
+  test('with maxUsersShown, users lists the shown users and count everyone present', async function (assert) {
+    ctx.server.states.set(ONLINE, {
+      users: [user(1), user(2)],
+      count: 5,
+      last_message_id: 4,
+    });
+    const channel = ctx.presence().getChannel(ONLINE);
+    await channel.subscribe();
+    assert.deepEqual(
+      channel.users?.map((u) => u.id),
+      [1, 2],
+    );
+    assert.strictEqual(channel.count, 5);
+    assert.false(channel.countOnly);
+
+    ctx.bus.publish(BUS_ONLINE, 5, { count_delta: 1 });
+    assert.deepEqual(
+      channel.users?.map((u) => u.id),
+      [1, 2],
+      'a user entered, not shown',
+    );
+    assert.strictEqual(channel.count, 6);
+
+    ctx.bus.publish(BUS_ONLINE, 6, {
+      entering_users: [user(3)],
+      leaving_user_ids: [1],
+      count_delta: -1,
+    });
+    assert.deepEqual(
+      channel.users?.map((u) => u.id),
+      [2, 3],
+      'a shown user left, the earliest waiting one is shown',
+    );
+    assert.strictEqual(channel.count, 5);
+    assert.strictEqual(ctx.server.gets.length, 1, 'no refetch');
   });
 
   test('subscribe(initialData) makes no request', async function (assert) {
@@ -420,3 +472,17 @@ module('Unit | Service | presence > subscribe', function (hooks) {
     assert.strictEqual(ctx.server.updates.length, 0);
   });
 });
+
+/** The lines `run` logs to the console, which shows none of them. */
+async function logsDuring(run: () => Promise<void>): Promise<string[]> {
+  const logged: string[] = [];
+  const original = console.log;
+  console.log = (...args: unknown[]) =>
+    void logged.push(args.map(String).join(' '));
+  try {
+    await run();
+  } finally {
+    console.log = original;
+  }
+  return logged;
+}

@@ -13,6 +13,12 @@ export const TEAMS = {
   2: [3, 4],
 };
 
+/**
+ * "Online now" lists this many users (`maxUsersShown`): few, so that the demo's four users show what a
+ * busy site sees, the first ones listed and a count of the others.
+ */
+const ONLINE_SHOWN = 3;
+
 /** Group 1: the demo's members (ann, bob, cyd). */
 const MEMBERS_GROUP_ID = 1;
 
@@ -25,9 +31,12 @@ const TIMEOUT =
 
 /** @param {{ registerPrefix(prefix: string, callback: (name: string) => object | null): void }} presence */
 export default function demoConfig(presence) {
-  // "Online now": anyone may look, logged-in users appear.
+  // "Online now": anyone may look, logged-in users appear. The first ONLINE_SHOWN to arrive are listed,
+  // the rest only counted ("+1"): how a site with thousands online keeps the state small.
   presence.registerPrefix('site', (name) =>
-    name === '/site/online' ? { public: true, timeout: TIMEOUT } : null,
+    name === '/site/online'
+      ? { public: true, timeout: TIMEOUT, maxUsersShown: ONLINE_SHOWN }
+      : null,
   );
 
   // "<name> is replying…": members only, for topics with a numeric id.

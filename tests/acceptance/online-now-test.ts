@@ -46,6 +46,24 @@ module('Acceptance | online now', function (hooks) {
     assert.dom('[data-test-online-count]').hasText('1');
   });
 
+  test('a busy site lists the first users to arrive and counts the others', async function (assert) {
+    await registerChannel('/site/online', { public: true, maxUsersShown: 2 });
+    await visit('/');
+    await joinChannel('/site/online', ann);
+    await joinChannel('/site/online', cyd);
+    assert.dom('[data-test-online-user]').exists({ count: 2 });
+    assert.dom('[data-test-online-user="cyd"]').doesNotExist();
+    assert.dom('[data-test-online-count]').hasText('3');
+    assert.dom('[data-test-online-more]').hasText('+1');
+
+    // A listed user leaves: the next to have arrived takes their place.
+    await leaveChannel('/site/online', ann);
+    assert.dom('[data-test-online-user="ann"]').doesNotExist();
+    assert.dom('[data-test-online-user="cyd"]').exists();
+    assert.dom('[data-test-online-count]').hasText('2');
+    assert.dom('[data-test-online-more]').doesNotExist();
+  });
+
   test('signing out leaves "Online now"', async function (assert) {
     await visit('/');
     // What the sign-out button does, minus the request to the demo login.

@@ -7,6 +7,9 @@
  * against an ids-only read of the same channel on the same connection (HKEYS of the users hash + HGET of
  * the last message id: what Discourse's read does before it loads its users from its database).
  *
+ * And the GET of the largest channel again with `maxUsersShown` (a `/bench/shown-…` channel of as many
+ * users, listing {@link BENCH_USERS_SHOWN}): what a huge channel costs a viewer with the limit on.
+ *
  * The server is the real `createApp` on a RedisStore in its own process; channels are populated through
  * the store's `present` directly (concurrently), under a random key prefix deleted afterwards.
  */
@@ -17,6 +20,7 @@ import autocannon from 'autocannon';
 import type { PublishRules } from '../server/src/core/store.js';
 import { RedisStore } from '../server/src/store/redis-store.js';
 import { startServer, type ChildServer } from './lib/child.js';
+import { BENCH_USERS_SHOWN } from './lib/cli-config.js';
 import { runConcurrent } from './lib/load.js';
 import { benchPrefix, connectRedis, deletePrefix } from './lib/redis.js';
 import { fmt, median, nowMs, ratio } from './lib/stats.js';
@@ -25,6 +29,11 @@ import { benchUserById } from './lib/users.js';
 
 const FULL: PublishRules = { countOnly: false, audience: {} };
 const COUNT_ONLY: PublishRules = { countOnly: true, audience: {} };
+const SHOWN: PublishRules = {
+  countOnly: false,
+  audience: {},
+  maxUsersShown: BENCH_USERS_SHOWN,
+};
 const LONG_TIMEOUT_MS = 30 * 60_000;
 
 /** One GET over a keep-alive agent: ms until the whole body arrived, and its size. */
@@ -101,6 +110,9 @@ const bench: Bench = {
     /** `store.state()` in this process: the store's share (Lua HVALS, ioredis, JSON.parse, sort) of a GET. */
     const storeMs = new Map<number, number[]>();
     const count = new Map<number, { ms: number[]; rps: number }>();
+    /** GET of the largest channel with maxUsersShown, per round. */
+    const shownMs: number[] = [];
+    let shownBytes = 0;
     const sweeps: number[] = [];
     /** ops/s at c50 per size and round: the cached state read, the uncached one, the ids-only read. */
     const reads = new Map<
@@ -119,11 +131,13 @@ const bench: Bench = {
         keyPrefix: prefix,
       });
       const now = Date.now();
+      const top = sizes.users[sizes.users.length - 1]!;
       for (const n of sizes.users) {
-        context.log(`populating ${n} users ×2`);
+        context.log(`populating ${n} users ×${n === top ? 3 : 2}`);
         for (const [channel, rules] of [
           [`/bench/big-${n}`, FULL],
           [`/bench/count-big-${n}`, COUNT_ONLY],
+          ...(n === top ? [[`/bench/shown-big-${n}`, SHOWN] as const] : []),
         ] as const) {
           const result = await runConcurrent(
             (i) =>
@@ -149,6 +163,7 @@ const bench: Bench = {
         await get(agent, port, path(`/bench/big-${n}`));
         await get(agent, port, path(`/bench/count-big-${n}`));
       }
+      await get(agent, port, path(`/bench/shown-big-${top}`));
       for (let round = 0; round < sizes.rounds; round++) {
         context.log(`round ${round + 1}/${sizes.rounds}`);
         for (const n of sizes.users) {
@@ -181,6 +196,19 @@ const bench: Bench = {
           }
           storeMs.set(n, [...(storeMs.get(n) ?? []), median(samples)]);
         }
+        const shown = await latency(
+          agent,
+          port,
+          path(`/bench/shown-big-${top}`),
+          100,
+        );
+        // BENCH_USERS_SHOWN users of ~100 bytes and a count: a list of everyone would be far bigger.
+        if (shown.bytes > BENCH_USERS_SHOWN * 200)
+          throw new Error(
+            `state of ${top} users listing ${BENCH_USERS_SHOWN} was ${shown.bytes} bytes`,
+          );
+        shownMs.push(shown.ms);
+        shownBytes = shown.bytes;
         // Count-only answers take well under a millisecond, where a busy neighbour shows: the sizes take
         // turns request by request so that any slow spell hits them all alike.
         const countSamples = new Map<number, number[]>(
@@ -369,6 +397,19 @@ const bench: Bench = {
     const top = sizes.users[sizes.users.length - 1]!;
     const countRatio = ratio(median(count.get(top)!.ms), base);
     const rpsRatio = ratio(count.get(top)!.rps, baseRps);
+    const shownMedian = median(shownMs);
+    figures[`state ${top} listing ${BENCH_USERS_SHOWN} ms`] = shownMedian;
+    rows.push([
+      `${top}, listing ${BENCH_USERS_SHOWN}`,
+      shownMedian,
+      `${fmt(ratio(shownMedian, base))}×`,
+      `${fmt(shownBytes / 1024)} KiB`,
+      '',
+      '',
+      '',
+      '',
+      '',
+    ]);
     const tenK = full.get(10_000);
     const tenKMs = tenK ? median(tenK.ms) : Number.NaN;
     return {
@@ -433,6 +474,12 @@ const bench: Bench = {
           measured: `${fmt(r)}×`,
           met: context.smoke ? null : r >= 1,
         })),
+        {
+          what: `state of ${top} users with maxUsersShown ${BENCH_USERS_SHOWN}`,
+          target: '< 5 ms',
+          measured: `${fmt(shownMedian)} ms (${fmt(ratio(shownMedian, base))}× the count-only GET of 100)`,
+          met: context.smoke ? null : shownMedian < 5,
+        },
         {
           what: 'full state of 10,000 users',
           target: '< 20 ms',

@@ -21,6 +21,7 @@ import type { AddressInfo } from 'node:net';
 import express from 'express';
 
 import { createApp, silentLogger } from '../../server/src/index.js';
+import { benchChannel } from './cli-config.js';
 import { benchUser } from './users.js';
 import demoConfig from '../../server/config/demo.js';
 
@@ -34,11 +35,6 @@ export interface ChildConfig {
   staticDir?: string;
   /** fanout: most held polls (default 20 000). */
   maxHeldPolls?: number;
-}
-
-/** `/bench/count-…` channels are public and count-only; every other `/bench/…` channel is public. */
-function benchChannels(name: string): { public: true; countOnly: boolean } {
-  return { public: true, countOnly: name.startsWith('/bench/count-') };
 }
 
 interface Running {
@@ -86,7 +82,7 @@ async function start(config: ChildConfig): Promise<Running> {
         logger: silentLogger,
         sweepIntervalMs: 0,
       });
-      app.presence.registerPrefix('bench', benchChannels);
+      app.presence.registerPrefix('bench', benchChannel);
       return {
         server: http.createServer(app),
         stats: () => ({ heldPolls: app.presence.stats().heldPolls }),

@@ -4,11 +4,14 @@
  * Subject (one connection, concurrency 1 and 50): enter of a new user (change message included),
  * heartbeat (a repeated present), leave of a user's last client, and 50 workers entering the SAME channel.
  * Baseline on the same connection, same concurrency, same run: PING and `EVALSHA` of `return 1`.
+ * Where a heartbeat's time goes, in the same run: `EVALSHA` of `return 1` with a real heartbeat's keys and
+ * arguments (what passing them costs), and the heartbeat's own script call replayed alone (what Redis and
+ * ioredis cost without the store's Node-side work).
  * While an operation runs, the store itself subscribes to the bus channels it publishes on (as a server
  * with held polls does), so each change message is really delivered: SPUBLISH to a live shard channel, and
  * this process receiving it (its CPU is in "Node µs/op").
  */
-import type { Redis } from 'ioredis';
+import type { Command, Redis } from 'ioredis';
 
 import { presenceBusChannel } from '../server/src/core/bus-messages.js';
 import { RedisStore } from '../server/src/store/redis-store.js';
@@ -35,6 +38,8 @@ type OpName =
   | 'EVALSHA return 1'
   | 'enter (new user)'
   | 'heartbeat'
+  | 'EVALSHA return 1, heartbeat args'
+  | 'heartbeat script alone'
   | 'leave (last client)'
   | 'enter, same channel';
 
@@ -58,7 +63,39 @@ const bench: Bench = {
     const prefix = benchPrefix('store-ops');
     const store = new RedisStore(redis, { keyPrefix: prefix });
     const sha = (await redis.script('LOAD', 'return 1')) as string;
+    // The EVALSHA arguments of the store's calls, caught on their way out while `capture` is set.
+    type Arg = string | Buffer | number;
+    let captured: Arg[] | undefined;
+    let capture = false;
+    const sendCommand = redis.sendCommand.bind(redis);
+    redis.sendCommand = ((command: Command, ...rest: unknown[]) => {
+      if (capture && command.name === 'evalsha')
+        captured = command.args.slice() as Arg[];
+      return (sendCommand as (...args: unknown[]) => unknown)(command, ...rest);
+    });
+    /** A heartbeat's EVALSHA arguments (sha, key count, keys, args) per worker, for the anatomy rows. */
+    const heartbeatArgs = async (
+      round: string,
+      c: number,
+    ): Promise<Arg[][]> => {
+      const calls: Arg[][] = [];
+      for (let w = 0; w < c; w++) {
+        const user = benchUserById(nextUser++);
+        const channel = `/bench/anatomy-${round}-${w}`;
+        await store.present(channel, user, 'c1', TIMEOUT_MS, RULES, Date.now());
+        capture = true;
+        await store.present(channel, user, 'c1', TIMEOUT_MS, RULES, Date.now());
+        capture = false;
+        if (!captured) throw new Error('no EVALSHA seen for a heartbeat');
+        calls.push(captured);
+        lastHeartbeatArgs = captured.length;
+        captured = undefined;
+      }
+      return calls;
+    };
     let nextUser = 1;
+    /** How many arguments a heartbeat's EVALSHA carried (sha and key count included). */
+    let lastHeartbeatArgs = 0;
     /** Change messages the store's subscriber received (the enters, leaves, and the leave set-up). */
     let delivered = 0;
     /** The presence channels an operation publishes on, to subscribe to while it runs. */
@@ -72,6 +109,8 @@ const bench: Bench = {
           return [`/bench/same-${round}`];
         case 'heartbeat':
           return range(c, (w) => `/bench/hb-${round}-${w}`);
+        case 'heartbeat script alone':
+          return range(c, (w) => `/bench/anatomy-${round}-${w}`);
         case 'leave (last client)':
           return range(50, (i) => `/bench/leave-${round}-${i}`);
         default:
@@ -157,6 +196,21 @@ const bench: Bench = {
               );
             break;
           }
+          case 'EVALSHA return 1, heartbeat args': {
+            const calls = await heartbeatArgs(round, c);
+            fn = (_i, w) =>
+              redis.evalsha(
+                sha,
+                ...(calls[w]!.slice(1) as [number, ...string[]]),
+              );
+            break;
+          }
+          case 'heartbeat script alone': {
+            const calls = await heartbeatArgs(round, c);
+            fn = (_i, w) =>
+              redis.evalsha(...(calls[w]! as [string, number, ...string[]]));
+            break;
+          }
           case 'leave (last client)': {
             const first = nextUser;
             nextUser += total;
@@ -212,6 +266,8 @@ const bench: Bench = {
         'EVALSHA return 1',
         'enter (new user)',
         'heartbeat',
+        'EVALSHA return 1, heartbeat args',
+        'heartbeat script alone',
         'leave (last client)',
       ];
       context.log('warm-up');
@@ -261,6 +317,8 @@ const bench: Bench = {
         'EVALSHA return 1',
         'enter (new user)',
         'heartbeat',
+        'EVALSHA return 1, heartbeat args',
+        'heartbeat script alone',
         'leave (last client)',
       ];
       if (c === 50) ops.push('enter, same channel');
@@ -323,6 +381,12 @@ const bench: Bench = {
           target: '< 10 ms',
           measured: `${fmt(sameP99)} ms`,
           met: context.smoke ? null : sameP99 < 10,
+        },
+        {
+          what: "where a heartbeat's time goes, c50",
+          target: 'informational',
+          measured: `EVALSHA return 1 with a heartbeat's ${lastHeartbeatArgs - 2} keys and arguments: ${fmt(ratioTo('EVALSHA return 1, heartbeat args', 'EVALSHA return 1', 50))}× the floor; the heartbeat's script call alone: ${fmt(ratioTo('heartbeat script alone', 'EVALSHA return 1', 50))}×; the store's heartbeat: ${fmt(ratioTo('heartbeat', 'EVALSHA return 1', 50))}×`,
+          met: null,
         },
         {
           what: 'floors vs reference (PING 127k, EVALSHA 117k ops/s at c50)',

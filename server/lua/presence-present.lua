@@ -111,7 +111,13 @@ elseif shownLimit ~= '' then
     addInfoWrite(infoWrites, 'os', number)
     rcall('ZADD', orderKey, number, userId)
     rcall('HSET', profilesKey, userId, userJson)
-    local listed = rcall('ZCARD', orderKey) <= tonumber(shownLimit)
+    local size = rcall('ZCARD', orderKey)
+    if size == 1 then
+      -- Created by this call: they get their TTL now, not at the channel's next refresh.
+      rcall('PEXPIRE', orderKey, CHANNEL_TTL_TEXT)
+      rcall('PEXPIRE', profilesKey, CHANNEL_TTL_TEXT)
+    end
+    local listed = size <= tonumber(shownLimit)
     if listed then
       listedChanged = true
       data = usersChange({userJson}, {}, changed)

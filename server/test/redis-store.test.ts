@@ -92,6 +92,23 @@ describe('RedisStore on one Redis', () => {
     }
   });
 
+  it("gives a maxUsersShown channel's order and profiles their TTL when a call creates them, between refreshes too", () =>
+    withStore(async (store) => {
+      const channel = '/site/online';
+      const keys = store.keys.presence(channel);
+      const shown = { ...PUBLIC, maxUsersShown: 2 };
+      await store.present(channel, user(1), 'tab', 60_000, PUBLIC, T);
+      // The limit arrives with a heartbeat seconds later, long before the channel's next TTL refresh.
+      await store.present(channel, user(1), 'tab', 60_000, shown, T + 5000);
+      for (const key of [keys.order, keys.profiles]) {
+        const ttl = await shared.pttl(key);
+        assert.ok(ttl > 23 * 3_600_000, `${key} PTTL ${ttl}`);
+      }
+      // The listed set goes with the channel's last user.
+      await store.leave(channel, 1, 'tab', null, T + 6000);
+      assert.equal(await shared.exists(keys.order, keys.profiles), 0);
+    }));
+
   it('expires channel keys 24 hours, profiles 1 hour and backlogs 7 days after their last activity', () =>
     withStore(async (store) => {
       await store.present('/site/online', user(1), 'tab', 60_000, PUBLIC, T);

@@ -22,13 +22,59 @@ import { benchUserById } from './lib/users.js';
 import { fmt, median, ratio } from './lib/stats.js';
 import type { Bench, BenchResult, Table, TargetCheck } from './lib/types.js';
 
-/** Total `usec` of every command so far (INFO commandstats), to attribute Redis CPU to a run. */
-async function commandUsec(redis: Redis): Promise<number> {
+/**
+ * `usec` per command so far (INFO commandstats), to attribute Redis CPU to a run. Commands a script runs
+ * are counted under their own names as well as inside the script's EVALSHA: `evalsha` is the script's
+ * whole time, the others its parts.
+ */
+async function commandUsec(redis: Redis): Promise<Map<string, number>> {
   const info = await redis.info('commandstats');
+  const usec = new Map<string, number>();
+  for (const match of info.matchAll(/^cmdstat_([^:]+):calls=\d+,usec=(\d+),/gm))
+    usec.set(match[1]!, Number(match[2]));
+  return usec;
+}
+
+/** CPU per command between two {@link commandUsec} readings. */
+function usecDelta(
+  before: Map<string, number>,
+  after: Map<string, number>,
+): Map<string, number> {
+  const delta = new Map<string, number>();
+  for (const [name, usec] of after) {
+    const d = usec - (before.get(name) ?? 0);
+    if (d > 0) delta.set(name, d);
+  }
+  return delta;
+}
+
+/** Redis CPU of a run: the top-level commands (a script's inner commands are inside its `evalsha`). */
+function totalUsec(delta: Map<string, number>): number {
   let total = 0;
-  for (const match of info.matchAll(/,usec=(\d+),/g)) total += Number(match[1]);
+  for (const [name, usec] of delta) if (TOP_LEVEL.has(name)) total += usec;
   return total;
 }
+
+/** The commands the store and the baselines send themselves (everything else runs inside scripts). */
+const TOP_LEVEL = new Set([
+  'ping',
+  'evalsha',
+  'eval',
+  'zadd',
+  'set',
+  'info',
+  'ssubscribe',
+  'sunsubscribe',
+  'hincrby',
+  'script',
+]);
+
+/** The operations whose Redis CPU is broken down by command. */
+const BROKEN_DOWN: readonly OpName[] = [
+  'enter (new user)',
+  'heartbeat',
+  'leave (last client)',
+];
 
 const RULES: PublishRules = { countOnly: false, audience: {} };
 const TIMEOUT_MS = 60_000;
@@ -68,11 +114,11 @@ const bench: Bench = {
     let captured: Arg[] | undefined;
     let capture = false;
     const sendCommand = redis.sendCommand.bind(redis);
-    redis.sendCommand = ((command: Command, ...rest: unknown[]) => {
+    redis.sendCommand = (command: Command, ...rest: unknown[]) => {
       if (capture && command.name === 'evalsha')
         captured = command.args.slice() as Arg[];
       return (sendCommand as (...args: unknown[]) => unknown)(command, ...rest);
-    });
+    };
     /** A heartbeat's EVALSHA arguments (sha, key count, keys, args) per worker, for the anatomy rows. */
     const heartbeatArgs = async (
       round: string,
@@ -117,7 +163,12 @@ const bench: Bench = {
           return [];
       }
     };
-    type Measured = LoadResult & { redisUsPerOp: number; nodeUsPerOp: number };
+    type Measured = LoadResult & {
+      redisUsPerOp: number;
+      nodeUsPerOp: number;
+      /** Redis µs per operation by command (see commandUsec). */
+      byCommand: Map<string, number>;
+    };
     const results = new Map<string, Measured[]>();
     const record = (op: OpName, c: number, result: Measured): void => {
       const key = `${op}|${c}`;
@@ -253,10 +304,14 @@ const bench: Bench = {
         const redisAfter = await commandUsec(redis);
         await unsubscribe?.();
         if (measure) {
+          const delta = usecDelta(redisBefore, redisAfter);
           record(op, c, {
             ...result,
-            redisUsPerOp: (redisAfter - redisBefore) / result.ops,
+            redisUsPerOp: totalUsec(delta) / result.ops,
             nodeUsPerOp: (cpu.user + cpu.system) / result.ops,
+            byCommand: new Map(
+              [...delta].map(([name, usec]) => [name, usec / result.ops]),
+            ),
           });
         }
       };
@@ -294,8 +349,11 @@ const bench: Bench = {
       redis.disconnect();
     }
 
-    const med = (op: OpName, c: number, field: keyof Measured): number =>
-      median((results.get(`${op}|${c}`) ?? []).map((r) => r[field]));
+    const med = (
+      op: OpName,
+      c: number,
+      field: Exclude<keyof Measured, 'byCommand'>,
+    ): number => median((results.get(`${op}|${c}`) ?? []).map((r) => r[field]));
     /**
      * Median over rounds of (op / baseline) within each round: a slow minute on a shared machine moves
      * both sides of a round, so per-round ratios are steadier than a ratio of medians.
@@ -338,6 +396,33 @@ const bench: Bench = {
         ]);
       }
     }
+    // Where Redis' time goes, per operation at c50: each command's µs (median of rounds), largest first.
+    const breakdownRows: Table['rows'] = BROKEN_DOWN.map((op) => {
+      const rounds = results.get(`${op}|50`) ?? [];
+      const names = new Set(rounds.flatMap((r) => [...r.byCommand.keys()]));
+      const parts = [...names]
+        .map((name) => ({
+          name,
+          us: median(rounds.map((r) => r.byCommand.get(name) ?? 0)),
+        }))
+        .filter((part) => part.us >= 0.05 && part.name !== 'info')
+        .sort((a, b) => b.us - a.us);
+      const script = parts.find((part) => part.name === 'evalsha')?.us ?? 0;
+      const inner = parts
+        .filter((part) => !TOP_LEVEL.has(part.name))
+        .reduce((sum, part) => sum + part.us, 0);
+      return [
+        op,
+        med(op, 50, 'redisUsPerOp'),
+        script,
+        inner,
+        script - inner,
+        parts
+          .filter((part) => part.name !== 'evalsha')
+          .map((part) => `${part.name} ${fmt(part.us)}`)
+          .join(', '),
+      ];
+    });
     const floor50 = med('EVALSHA return 1', 50, 'opsPerSec');
     const check = (what: string, op: OpName, wanted: number): TargetCheck => {
       const r = ratioTo(op, 'EVALSHA return 1', 50);
@@ -366,6 +451,19 @@ const bench: Bench = {
             'Node µs/op',
           ],
           rows,
+        },
+        {
+          title:
+            "Redis CPU per operation by command, c50 (INFO commandstats; a script's commands are counted inside its EVALSHA and under their own names)",
+          columns: [
+            'operation',
+            'Redis µs/op',
+            'scripts (EVALSHA)',
+            'commands inside scripts',
+            'script overhead (Lua, arguments)',
+            'µs/op by command',
+          ],
+          rows: breakdownRows,
         },
       ],
       targets: [

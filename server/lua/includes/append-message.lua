@@ -56,11 +56,11 @@ local function formatUserEntry(clients, fingerprint)
   return string.format('%d', clients) .. ':' .. fingerprint
 end
 
--- Arguments of redis.call as strings: Redis formats a Lua number argument with snprintf("%.17g") on
--- every call, which costs about as much as a cheap command.
-local CHANNEL_TTL_TEXT = string.format('%d', CHANNEL_TTL_MS)
-local BACKLOG_TTL_TEXT = string.format('%d', BACKLOG_TTL_MS)
-local BACKLOG_TRIM_STOP = string.format('%d', -(BACKLOG_SIZE + 1))
+-- Arguments of redis.call are passed as strings: Redis formats a Lua number argument with
+-- snprintf("%.17g") on every call, which costs about as much as a cheap command. The constants line
+-- (server/src/store/scripts.ts) therefore also writes CHANNEL_TTL_TEXT, BACKLOG_TTL_TEXT,
+-- BACKLOG_TRIM_STOP, EMPTY_CHANNEL_TTL_TEXT, EVENTS_TTL_TEXT and EVENTS_TRIM_STOP as string literals,
+-- rather than each call formatting them again.
 
 local function touchBacklog(metaKey, logKey)
   rcall('PEXPIRE', metaKey, BACKLOG_TTL_TEXT)
@@ -125,7 +125,6 @@ end
   abandoned channels cost minutes of storage, not days. A later present restores the long TTLs.
   Returns 1 when the channel has no client left, else 0.
 ]]
-local EMPTY_CHANNEL_TTL_TEXT = string.format('%d', EMPTY_CHANNEL_TTL_MS)
 local function settleChannel(clientsKey, usersKey, infoKey, metaKey, logKey, orderKey, profilesKey, touched, now)
   if rcall('EXISTS', clientsKey) == 1 then
     local last = tonumber(touched)
@@ -152,8 +151,6 @@ end
   EVENTS_CAP events (the oldest go first: nobody consumed them for that long) and lives EVENTS_TTL_MS after
   its last event. Returns the new sequence value, for the caller's info write.
 ]]
-local EVENTS_TTL_TEXT = string.format('%d', EVENTS_TTL_MS)
-local EVENTS_TRIM_STOP = string.format('%d', -(EVENTS_CAP + 1))
 local function recordEvents(eventsKey, currentSeq, now, events)
   local seq = tonumber(currentSeq)
   if seq == nil then seq = math.floor(tonumber(now)) * IDS_PER_MS end

@@ -283,25 +283,37 @@ export interface ScriptConstants {
 }
 
 /**
- * The Lua line that replaces `-- @constants`: the store's retention settings, built into the script
+ * The Lua lines that replace `-- @constants`: the store's retention settings, built into the script
  * source once instead of being encoded and parsed as ARGV on every call. Every value is a safe integer
  * (checked by `retention`), so it prints exactly.
  */
 function constantsLine(constants: ScriptConstants): string {
-  return (
-    'local BACKLOG_SIZE, CHANNEL_TTL_MS, BACKLOG_TTL_MS, IDS_PER_MS, OVERDUE_MS, EMPTY_CHANNEL_TTL_MS, TTL_REFRESH_MS, EVENTS_TTL_MS, EVENTS_CAP = ' +
-    [
-      constants.backlogSize,
-      constants.channelTtlMs,
-      constants.backlogTtlMs,
-      GLOBAL_IDS_PER_MS,
-      OVERDUE_REINDEX_MS,
-      constants.emptyChannelTtlMs,
-      ttlRefreshMs(constants),
-      EVENTS_TTL_MS,
-      EVENTS_CAP,
-    ].join(', ')
-  );
+  const numbers = {
+    BACKLOG_SIZE: constants.backlogSize,
+    CHANNEL_TTL_MS: constants.channelTtlMs,
+    BACKLOG_TTL_MS: constants.backlogTtlMs,
+    IDS_PER_MS: GLOBAL_IDS_PER_MS,
+    OVERDUE_MS: OVERDUE_REINDEX_MS,
+    EMPTY_CHANNEL_TTL_MS: constants.emptyChannelTtlMs,
+    TTL_REFRESH_MS: ttlRefreshMs(constants),
+    EVENTS_TTL_MS,
+    EVENTS_CAP,
+  };
+  // The same values as the strings redis.call arguments need (see includes/append-message.lua), so no
+  // call formats them again.
+  const texts = {
+    CHANNEL_TTL_TEXT: numbers.CHANNEL_TTL_MS,
+    BACKLOG_TTL_TEXT: numbers.BACKLOG_TTL_MS,
+    BACKLOG_TRIM_STOP: -(numbers.BACKLOG_SIZE + 1),
+    EMPTY_CHANNEL_TTL_TEXT: numbers.EMPTY_CHANNEL_TTL_MS,
+    EVENTS_TTL_TEXT: numbers.EVENTS_TTL_MS,
+    EVENTS_TRIM_STOP: -(numbers.EVENTS_CAP + 1),
+  };
+  const local = (values: Record<string, number>, quote: boolean): string =>
+    `local ${Object.keys(values).join(', ')} = ${Object.values(values)
+      .map((value) => (quote ? `'${value}'` : String(value)))
+      .join(', ')}`;
+  return `${local(numbers, false)}\n${local(texts, true)}`;
 }
 
 /** Where a script wants the per-store constants. */

@@ -322,12 +322,13 @@ export class RedisStore implements PresenceStore {
       recording ? '1' : '0',
       checked.maxUsersShown ?? '',
     ]);
-    const [, , , reply] = await Promise.all([
-      indexFirst,
-      profileFirst,
-      eventsFirst,
-      script,
-    ]);
+    // An ordinary heartbeat wrote nothing first: await the script alone (no array, no extra ticks).
+    const reply =
+      indexFirst || profileFirst || eventsFirst
+        ? (
+            await Promise.all([indexFirst, profileFirst, eventsFirst, script])
+          )[3]
+        : await script;
     const [
       changed,
       messageJson,

@@ -49,6 +49,8 @@ if hasRules == '1' then
   -- Written only when they changed (a missing field reads as false, which never equals a string).
   if stored[1] ~= countOnly or stored[2] ~= publish or stored[3] ~= audienceJson then
     addInfoWrite(infoWrites, 'count_only', countOnly, 'publish', publish, 'audience', audienceJson)
+    -- The rules signature (presence-heartbeat.lua) no longer matches them: the next present rewrites it.
+    rcall('HDEL', infoKey, 'rs')
   end
 else
   -- No stored rules (cannot happen while the client existed, the keys share one TTL): publish nothing

@@ -34,6 +34,8 @@
                           differs from the stored one (info `ms`), the order is rebuilt for it: emptied, and
                           `{"resync":true}` published if users were present; they join the order on their
                           next present.
+  ARGV[14] rulesSignature a short hash of the publish rules and shownLimit (RedisStore computes it), kept as
+                          info `rs` so that presence-heartbeat.lua can tell the rules are unchanged
 
   Per-store constants (written by the loader): BACKLOG_SIZE, CHANNEL_TTL_MS, BACKLOG_TTL_MS, IDS_PER_MS,
   OVERDUE_MS (re-request indexing when the recorded due time is this far in the past), TTL_REFRESH_MS,
@@ -57,6 +59,7 @@ local member, userId, userJson = ARGV[1], ARGV[2], ARGV[3]
 local expiresAt, now = ARGV[4], ARGV[5]
 local countOnly, publish, audienceJson, busChannelJson = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 local maxUsers, fingerprint, withEvents, shownLimit = ARGV[10], ARGV[11], ARGV[12], ARGV[13]
+local rulesSignature = ARGV[14]
 
 -- @include append-message
 
@@ -81,11 +84,12 @@ end
 
 -- One read of the info hash; its writes are collected into one HSET at the end. A missing field reads as
 -- false, which never equals a string, so rules are (re)written when new or changed.
-local info = rcall('HMGET', infoKey, 'count_only', 'publish', 'audience', 'due', 'touched', 'v', 'es', 'ms', 'os')
+local info = rcall('HMGET', infoKey, 'count_only', 'publish', 'audience', 'due', 'touched', 'v', 'es', 'ms', 'os', 'rs')
 local infoWrites = {}
 if info[1] ~= countOnly or info[2] ~= publish or info[3] ~= audienceJson then
   addInfoWrite(infoWrites, 'count_only', countOnly, 'publish', publish, 'audience', audienceJson)
 end
+if info[10] ~= rulesSignature then addInfoWrite(infoWrites, 'rs', rulesSignature) end
 
 local changed = 0
 if entry == false then changed = 1 end

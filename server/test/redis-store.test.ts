@@ -109,6 +109,59 @@ describe('RedisStore on one Redis', () => {
       assert.equal(await shared.exists(keys.order, keys.profiles), 0);
     }));
 
+  it("runs a known client's heartbeat as the short script, and the full present whenever that cannot do", async () => {
+    const connection = new Redis(REDIS_URL, FAIL_FAST);
+    const store = new RedisStore(connection, { keyPrefix: randomKeyPrefix() });
+    // The key counts of the EVALSHAs the store sends: 3 is the heartbeat script, 9 the present script.
+    const sent: number[] = [];
+    const sendCommand = connection.sendCommand.bind(connection);
+    connection.sendCommand = ((command, ...rest: unknown[]) => {
+      if (command.name === 'evalsha') sent.push(Number(command.args[1]));
+      return (sendCommand as (...args: unknown[]) => unknown)(command, ...rest);
+    }) as Redis['sendCommand'];
+    const channel = '/site/online';
+    const keys = store.keys.presence(channel);
+    const heartbeat = async (now: number, rules = PUBLIC) => {
+      sent.length = 0;
+      const result = await store.present(
+        channel,
+        user(1),
+        'tab',
+        60_000,
+        rules,
+        now,
+      );
+      assert.equal(result.changed, false);
+      return [...sent];
+    };
+    const expiry = async () =>
+      Number((await shared.zrange(keys.clients, '0', '0', 'WITHSCORES'))[1]);
+    try {
+      await store.present(channel, user(1), 'tab', 60_000, PUBLIC, T);
+      assert.deepEqual(await heartbeat(T + 1000), [3]);
+      assert.equal(await expiry(), T + 61_000);
+      // Other rules (the channel became count-only): the full present stores them.
+      const countOnly = { countOnly: true, audience: {} };
+      assert.deepEqual(await heartbeat(T + 2000, countOnly), [3, 9]);
+      assert.equal(await shared.hget(keys.info, 'count_only'), '1');
+      assert.deepEqual(await heartbeat(T + 3000, countOnly), [3]);
+      // The store lost the client: the full present puts it back.
+      await shared.del(keys.clients);
+      assert.deepEqual(await heartbeat(T + 4000, countOnly), [3, 9]);
+      assert.equal(await expiry(), T + 64_000);
+      // That present refreshed the TTLs (the channel's first client again); a minute later the full
+      // present refreshes them once more.
+      assert.deepEqual(await heartbeat(T + 63_000, countOnly), [3]);
+      await shared.pexpire(keys.users, 1000);
+      assert.deepEqual(await heartbeat(T + 64_500, countOnly), [3, 9]);
+      assert.ok((await shared.pttl(keys.users)) > 23 * HOUR);
+    } finally {
+      await store.close();
+      await deleteKeys(shared, store.keys.pattern());
+      connection.disconnect();
+    }
+  });
+
   it('expires channel keys 24 hours, profiles 1 hour and backlogs 7 days after their last activity', () =>
     withStore(async (store) => {
       await store.present('/site/online', user(1), 'tab', 60_000, PUBLIC, T);

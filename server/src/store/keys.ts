@@ -6,9 +6,11 @@
  * ```
  * ep:{/presence/site/online}p|clients    ZSET  "<userId>:<client tag>" -> expiry ms (tag: see clientTag)
  * ep:{/presence/site/online}p|users      HASH  userId -> "<present clients>:<profile fingerprint>"
- * ep:{/presence/site/online}p|info       HASH  publish rules, due (sweep index score), touched (last TTL
+ * ep:{/presence/site/online}p|info       HASH  publish rules, rs (their signature, for the heartbeat
+ *                                              script), due (sweep index score), touched (last TTL
  *                                              refresh), v (state version, for in-process state caches),
- *                                              es (last event number)
+ *                                              es (last event number), ms and os (maxUsersShown, the last
+ *                                              enter number)
  * ep:{/presence/site/online}p|events     ZSET  seq -> "<seq>|<code>|<userId>|<at>": join/leave events not
  *                                              delivered yet (only while some process consumes events)
  * ep:{/presence/site/online}p|order      ZSET  userId -> enter number: with maxUsersShown K (info `ms`), the

@@ -33,6 +33,7 @@ import {
 import { defineScripts, prepareScripts, type RunScript } from './scripts.js';
 import {
   clientTag,
+  rulesSignature,
   decodeProfile,
   encodeProfile,
   profileFingerprint,
@@ -125,6 +126,18 @@ interface ChannelEntry {
   sweepShard: string;
   /** The event index shard of the channel. */
   eventShard: string;
+  /** KEYS of presence-heartbeat.lua. */
+  heartbeatKeys: string[];
+  /**
+   * The signature presence-present.lua keeps of the rules it was given (info `rs`), so that
+   * presence-heartbeat.lua can tell they did not change; the last one computed is remembered.
+   */
+  rulesSignature(
+    countOnly: boolean,
+    publish: boolean,
+    audienceJson: string,
+    shownLimit: number | '',
+  ): string;
 }
 
 /**
@@ -276,8 +289,15 @@ export class RedisStore implements PresenceStore {
     );
 
     const entry = this.#channel(channel);
-    const userJson = JSON.stringify(member);
     const profile = this.#profileOf(member);
+    const audience = checked.audience ? audienceJson(checked.audience) : '';
+    const shownLimit = checked.maxUsersShown ?? '';
+    const rulesSignature = entry.rulesSignature(
+      checked.countOnly,
+      checked.audience !== null,
+      audience,
+      shownLimit,
+    );
     // The sweep index entry is written BEFORE the state when this process has not seen this client here
     // within its timeout (ZADD LT: it only ever moves a channel's due time earlier). A crash at any
     // instant then leaves at worst an index entry for a channel with nothing due, which the sweeper
@@ -287,6 +307,24 @@ export class RedisStore implements PresenceStore {
     // awaited first.
     const known = `${channel}\n${member.id}:${clientId}`;
     const clientKnown = (this.#knownClients.get(known) ?? -Infinity) > now;
+    const memberTag = `${member.id}:${this.#clientTag(clientId)}`;
+    // The ordinary heartbeat (a client this process knows, with the profile it wrote, on a channel that
+    // lists everyone): a small script moves its expiry, or says that the full one must run.
+    if (clientKnown && profile.refreshAt > now && shownLimit === '') {
+      const done = await this.#run('heartbeat', entry.heartbeatKeys, [
+        memberTag,
+        member.id,
+        now + timeoutMs,
+        now,
+        profile.fingerprint,
+        rulesSignature,
+      ]);
+      if (done === 1) {
+        this.#knownClients.set(known, now + timeoutMs);
+        return { changed: false, message: null };
+      }
+    }
+    const userJson = JSON.stringify(member);
     const indexFirst = clientKnown
       ? undefined
       : this.#redis.zadd(entry.sweepShard, 'LT', now + timeoutMs, channel);
@@ -308,19 +346,20 @@ export class RedisStore implements PresenceStore {
     if (this.#isCluster && (indexFirst || profileFirst || eventsFirst))
       await Promise.all([indexFirst, profileFirst, eventsFirst]);
     const script = this.#run('present', entry.scriptKeys, [
-      `${member.id}:${this.#clientTag(clientId)}`,
+      memberTag,
       member.id,
       userJson,
       now + timeoutMs,
       now,
       checked.countOnly ? '1' : '0',
       checked.audience ? '1' : '0',
-      checked.audience ? audienceJson(checked.audience) : '',
+      audience,
       entry.busChannelJson,
       limit === null ? '' : limit,
       profile.fingerprint,
       recording ? '1' : '0',
-      checked.maxUsersShown ?? '',
+      shownLimit,
+      rulesSignature,
     ]);
     // An ordinary heartbeat wrote nothing first: await the script alone (no array, no extra ticks).
     const reply =
@@ -837,12 +876,28 @@ export class RedisStore implements PresenceStore {
     const cached = this.#channels.get(channel);
     if (cached !== undefined) return cached;
     const keys = this.keys.presence(channel);
-    const entry = {
+    let lastRules = '';
+    let lastSignature = '';
+    const entry: ChannelEntry = {
       scriptKeys: presenceScriptKeys(keys),
       stateKeys: [keys.users, keys.info, keys.bus.meta, keys.order],
       busChannelJson: JSON.stringify(presenceBusChannel(channel)),
       sweepShard: this.keys.sweepShardOf(channel),
       eventShard: this.keys.eventShardOf(channel),
+      heartbeatKeys: [keys.clients, keys.users, keys.info],
+      rulesSignature(
+        countOnly: boolean,
+        publish: boolean,
+        audience: string,
+        shownLimit: number | '',
+      ): string {
+        const rules = `${countOnly ? 1 : 0}${publish ? 1 : 0}${shownLimit}|${audience}`;
+        if (rules !== lastRules) {
+          lastRules = rules;
+          lastSignature = rulesSignature(rules);
+        }
+        return lastSignature;
+      },
     };
     this.#channels.set(channel, entry);
     return entry;

@@ -107,6 +107,14 @@ const SCRIPTS = {
       [0 | 1, string | null, string | null, 0 | 1, 0 | 1, 0 | 1, number]
     >([flag, textOrNil, textOrNil, flag, flag, flag, integer]),
   },
+  heartbeat: {
+    command: 'emberPresenceHeartbeat',
+    file: 'presence-heartbeat.lua',
+    keys: 3,
+    constants: true,
+    // 1: done; 0: run present instead
+    reply: flag,
+  },
   leave: {
     command: 'emberPresenceLeave',
     file: 'presence-leave.lua',

@@ -4,7 +4,8 @@
  * `MEMORY USAGE` (exact for our keys, unaffected by other users of a shared Redis). Realistic ids: 10,000
  * distinct users in each scenario, each present in 10 channels with one 32-hex client id (one tab).
  * Absolute figures, printed beside the reference design's (Discourse: 493.2 bytes per client with the
- * change-message backlog, 63 without). A dedicated key prefix, deleted afterwards; never FLUSHALL.
+ * change-message backlog, 63 without). The 10 × 10,000 scenario runs again with `maxUsersShown` 50, for
+ * what the listed-users keys (`p|order`, `p|profiles`) cost. A dedicated key prefix, deleted afterwards; never FLUSHALL.
  */
 import { randomBytes } from 'node:crypto';
 
@@ -39,6 +40,8 @@ const KINDS = [
   'b|meta',
   'b|log',
   'sweep|',
+  'p|order',
+  'p|profiles',
 ] as const;
 const PRESENCE_KINDS = new Set([
   'p|clients',
@@ -46,6 +49,8 @@ const PRESENCE_KINDS = new Set([
   '}|profile',
   'p|info',
   'sweep|',
+  'p|order',
+  'p|profiles',
 ]);
 
 /** `MEMORY USAGE` of every key under `prefix`, summed per key kind. */
@@ -84,6 +89,8 @@ async function usageByKind(
 interface Scenario {
   channels: number;
   clients: number;
+  /** The channels' `maxUsersShown`, if any. */
+  shown?: number;
 }
 
 const bench: Bench = {
@@ -95,10 +102,12 @@ const bench: Bench = {
       ? [
           { channels: 10, clients: 10 },
           { channels: 2, clients: 50 },
+          { channels: 2, clients: 50, shown: 5 },
         ]
       : [
           { channels: 1000, clients: 100 },
           { channels: 10, clients: 10_000 },
+          { channels: 10, clients: 10_000, shown: 50 },
         ];
     const redis = await connectRedis(context.redisUrl);
     const rows: Table['rows'] = [];
@@ -106,7 +115,9 @@ const bench: Bench = {
     const figures: Record<string, number> = {};
     const targets: TargetCheck[] = [];
     try {
-      for (const { channels, clients } of scenarios) {
+      for (const { channels, clients, shown } of scenarios) {
+        const rules: PublishRules =
+          shown === undefined ? RULES : { ...RULES, maxUsersShown: shown };
         // As short as the default prefix `ep:`: key names are part of what is measured.
         const prefix = shortBenchPrefix();
         const store = new RedisStore(redis, { keyPrefix: prefix });
@@ -136,7 +147,7 @@ const bench: Bench = {
                 benchUserById(1 + userOf(i)),
                 clientIds[userOf(i)]!,
                 60_000,
-                RULES,
+                rules,
                 now,
               ),
             { total, concurrency: 200, maxMs: 120_000 },
@@ -151,7 +162,7 @@ const bench: Bench = {
             .filter(([k]) => PRESENCE_KINDS.has(k))
             .reduce((a, [, b]) => a + b, 0);
           const infoDelta = (after - before) / total;
-          const label = `${fmt(channels)} ch × ${fmt(clients)}, ${fmt(users)} users in ${perUser} ch each`;
+          const label = `${fmt(channels)} ch × ${fmt(clients)}, ${fmt(users)} users in ${perUser} ch each${shown === undefined ? '' : `, maxUsersShown ${shown}`}`;
           figures[`${label} presence bytes/client`] = presence / total;
           figures[`${label} all keys bytes/client`] = all / total;
           const profiles = usage.get('}|profile') ?? 0;
@@ -167,6 +178,17 @@ const bench: Bench = {
             label,
             ...KINDS.map((k) => (usage.get(k) ?? 0) / total),
           ]);
+          const listedKeys =
+            (usage.get('p|order') ?? 0) + (usage.get('p|profiles') ?? 0);
+          if (shown !== undefined) {
+            targets.push({
+              what: `what maxUsersShown costs, ${label}`,
+              target: 'informational',
+              measured: `${fmt(listedKeys / total)} B per client in p|order and p|profiles; ${fmt(all / total)} B in all`,
+              met: null,
+            });
+            continue;
+          }
           targets.push(
             {
               what: `total bytes per present client (every key, backlog included), ${label}`,

@@ -48,26 +48,18 @@ function usecDelta(
   return delta;
 }
 
-/** Redis CPU of a run: the top-level commands (a script's inner commands are inside its `evalsha`). */
-function totalUsec(delta: Map<string, number>): number {
-  let total = 0;
-  for (const [name, usec] of delta) if (TOP_LEVEL.has(name)) total += usec;
-  return total;
+/**
+ * The Redis server's CPU so far in µs (INFO cpu: user + system, main thread), which is what one Redis
+ * has to spend: commands, scripts and the network I/O of every call. Server-wide: on a shared Redis,
+ * other clients add to it. (commandstats cannot give it: a script's commands are counted both inside
+ * its EVALSHA and under their own names, and no I/O is in it.)
+ */
+async function redisCpuUs(redis: Redis): Promise<number> {
+  const info = await redis.info('cpu');
+  const field = (name: string): number =>
+    Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1] ?? 0);
+  return (field('used_cpu_user') + field('used_cpu_sys')) * 1e6;
 }
-
-/** The commands the store and the baselines send themselves (everything else runs inside scripts). */
-const TOP_LEVEL = new Set([
-  'ping',
-  'evalsha',
-  'eval',
-  'zadd',
-  'set',
-  'info',
-  'ssubscribe',
-  'sunsubscribe',
-  'hincrby',
-  'script',
-]);
 
 /** The operations whose Redis CPU is broken down by command. */
 const BROKEN_DOWN: readonly OpName[] = [
@@ -291,9 +283,10 @@ const bench: Bench = {
             break;
           }
         }
-        // Where the time goes: Redis' own CPU per operation (INFO commandstats, server-wide: other users of
+        // Where the time goes: Redis' own CPU per operation (INFO cpu, server-wide: other users of
         // a shared Redis add a little) and this process' CPU per operation (ioredis, the store, JSON).
         const redisBefore = await commandUsec(redis);
+        const redisCpuBefore = await redisCpuUs(redis);
         const cpuBefore = process.cpuUsage();
         const result = await runConcurrent(fn, {
           total,
@@ -301,13 +294,14 @@ const bench: Bench = {
           maxMs: 20_000,
         });
         const cpu = process.cpuUsage(cpuBefore);
+        const redisCpuAfter = await redisCpuUs(redis);
         const redisAfter = await commandUsec(redis);
         await unsubscribe?.();
         if (measure) {
           const delta = usecDelta(redisBefore, redisAfter);
           record(op, c, {
             ...result,
-            redisUsPerOp: totalUsec(delta) / result.ops,
+            redisUsPerOp: (redisCpuAfter - redisCpuBefore) / result.ops,
             nodeUsPerOp: (cpu.user + cpu.system) / result.ops,
             byCommand: new Map(
               [...delta].map(([name, usec]) => [name, usec / result.ops]),
@@ -408,15 +402,10 @@ const bench: Bench = {
         .filter((part) => part.us >= 0.05 && part.name !== 'info')
         .sort((a, b) => b.us - a.us);
       const script = parts.find((part) => part.name === 'evalsha')?.us ?? 0;
-      const inner = parts
-        .filter((part) => !TOP_LEVEL.has(part.name))
-        .reduce((sum, part) => sum + part.us, 0);
       return [
         op,
         med(op, 50, 'redisUsPerOp'),
         script,
-        inner,
-        script - inner,
         parts
           .filter((part) => part.name !== 'evalsha')
           .map((part) => `${part.name} ${fmt(part.us)}`)
@@ -447,21 +436,19 @@ const bench: Bench = {
             'p99 ms',
             '× EVALSHA',
             '× PING',
-            'Redis µs/op',
+            'Redis CPU µs/op',
             'Node µs/op',
           ],
           rows,
         },
         {
           title:
-            "Redis CPU per operation by command, c50 (INFO commandstats; a script's commands are counted inside its EVALSHA and under their own names)",
+            "Where Redis' time goes, c50: its CPU per operation (INFO cpu: commands, scripts, network I/O), the scripts' share, and each command's (INFO commandstats: a script's commands count inside its EVALSHA and under their own names)",
           columns: [
             'operation',
-            'Redis µs/op',
-            'scripts (EVALSHA)',
-            'commands inside scripts',
-            'script overhead (Lua, arguments)',
-            'µs/op by command',
+            'Redis CPU µs/op',
+            'in scripts (EVALSHA µs/op)',
+            'µs/op by command, inside scripts or sent alone',
           ],
           rows: breakdownRows,
         },
@@ -496,6 +483,7 @@ const bench: Bench = {
       notes: [
         `${sizes.rounds} rounds of ${sizes.total[1]} ops at c1 and ${sizes.total[50]} at c50, ops interleaved per round; one ioredis connection shared by the store and the baselines.`,
         "enter = one Lua script (state + backlog append + SPUBLISH) in one round trip; a channel's first present adds one ZADD to the sweep index.",
+        "Redis CPU µs/op is the redis-server's own CPU (INFO cpu) over the run divided by its operations; entries before 2026-12-03 16:30 summed INFO commandstats instead, which counts a script's commands twice (inside the EVALSHA and under their names) and leaves network I/O out: compare like with like.",
         `The store subscribes to every bus channel an operation publishes on while it runs (its subscriber connection received ${delivered} change messages), so SPUBLISH reaches a live subscriber and delivery costs this process' CPU as in a server.`,
       ],
       figures,

@@ -100,14 +100,21 @@ export function textTable(table: Table): string {
   ].join('\n');
 }
 
+/** Text for a Markdown table cell: a `|` in it (key names like `p|users`) would end the cell. */
+function mdCell(text: string): string {
+  return text.replace(/\|/g, '\\|');
+}
+
 /** A table as Markdown. */
 export function markdownTable(table: Table): string {
   return [
     `**${table.title}**`,
     '',
-    `| ${table.columns.join(' | ')} |`,
+    `| ${table.columns.map(mdCell).join(' | ')} |`,
     `|${table.columns.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`,
-    ...table.rows.map((row) => `| ${row.map(cell).join(' | ')} |`),
+    ...table.rows.map(
+      (row) => `| ${row.map((value) => mdCell(cell(value))).join(' | ')} |`,
+    ),
   ].join('\n');
 }
 
@@ -123,7 +130,7 @@ export function markdownResult(
     parts.push('| target | wanted | measured | met |', '|---|---|---|---|');
     for (const t of result.targets)
       parts.push(
-        `| ${t.what} | ${t.target} | ${t.measured} | ${t.met === null ? '—' : t.met ? 'yes' : '**no**'} |`,
+        `| ${mdCell(t.what)} | ${mdCell(t.target)} | ${mdCell(t.measured)} | ${t.met === null ? '—' : t.met ? 'yes' : '**no**'} |`,
       );
     parts.push('');
   }

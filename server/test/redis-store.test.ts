@@ -109,7 +109,7 @@ describe('RedisStore on one Redis', () => {
       assert.equal(await shared.exists(keys.order, keys.profiles), 0);
     }));
 
-  it("runs a known client's heartbeat as the short script, and the full present whenever that cannot do", async () => {
+  it('runs a heartbeat as the short script, from any process, and the full present whenever that cannot do', async () => {
     const connection = new Redis(REDIS_URL, FAIL_FAST);
     const store = new RedisStore(connection, { keyPrefix: randomKeyPrefix() });
     // The key counts of the EVALSHAs the store sends: 3 is the heartbeat script, 9 the present script.
@@ -136,10 +136,21 @@ describe('RedisStore on one Redis', () => {
     };
     const expiry = async () =>
       Number((await shared.zrange(keys.clients, '0', '0', 'WITHSCORES'))[1]);
+    const other = new RedisStore(connection, { keyPrefix: store.keys.prefix });
     try {
+      // Scripts this connection has not run yet go out twice (EVALSHA, then again after NOSCRIPT).
+      await store.present('/site/warm', user(9), 'tab', 60_000, PUBLIC, T);
+      // An enter: the short script answers at once that the full one must run.
+      sent.length = 0;
       await store.present(channel, user(1), 'tab', 60_000, PUBLIC, T);
+      assert.deepEqual(sent, [3, 9]);
       assert.deepEqual(await heartbeat(T + 1000), [3]);
       assert.equal(await expiry(), T + 61_000);
+      // Another process, which never saw this client: the short script too.
+      sent.length = 0;
+      await other.present(channel, user(1), 'tab', 60_000, PUBLIC, T + 1500);
+      assert.deepEqual(sent, [3]);
+      assert.equal(await expiry(), T + 61_500);
       // Other rules (the channel became count-only): the full present stores them.
       const countOnly = { countOnly: true, audience: {} };
       assert.deepEqual(await heartbeat(T + 2000, countOnly), [3, 9]);
@@ -156,6 +167,7 @@ describe('RedisStore on one Redis', () => {
       assert.deepEqual(await heartbeat(T + 64_500, countOnly), [3, 9]);
       assert.ok((await shared.pttl(keys.users)) > 23 * HOUR);
     } finally {
+      await other.close();
       await store.close();
       await deleteKeys(shared, store.keys.pattern());
       connection.disconnect();
@@ -471,11 +483,18 @@ describe('RedisStore on one Redis', () => {
         await roundTrips(() =>
           store.present('/site/online', user(1), 'tab', 1000, PUBLIC, T),
         ),
-        ['zadd', 'set', `script ${keys.clients}`, 'zadd'],
-        'a client this process has not seen is indexed for the sweep, and its profile written, BEFORE ' +
-          'the state changes (a crash between them leaves no unswept client and no listed user without ' +
-          'a profile); the counters are written later, once a second (see counts); the first client ' +
-          'indexes again after, in case a sweeper was re-scoring the entry',
+        [
+          'set',
+          `script ${keys.clients}`,
+          'zadd',
+          `script ${keys.clients}`,
+          'zadd',
+        ],
+        'the short heartbeat script answers that this is no heartbeat; a client this process has not ' +
+          'seen is indexed for the sweep, and its profile written, BEFORE the state changes (a crash ' +
+          'between them leaves no unswept client and no listed user without a profile); the counters ' +
+          'are written later, once a second (see counts); the first client indexes again after, in ' +
+          'case a sweeper was re-scoring the entry',
       );
       assert.deepEqual(
         await roundTrips(() =>
@@ -488,7 +507,7 @@ describe('RedisStore on one Redis', () => {
         await roundTrips(() =>
           store.present('/site/online', user(2), 'tab', 5000, PUBLIC, T + 1),
         ),
-        ['zadd', 'set', `script ${keys.clients}`],
+        ['set', `script ${keys.clients}`, 'zadd', `script ${keys.clients}`],
         'another new client: index first (ZADD LT, a no-op for a later expiry)',
       );
       assert.deepEqual(
@@ -496,6 +515,7 @@ describe('RedisStore on one Redis', () => {
           store.present('/other', user(1), 'tab', 1000, PUBLIC, T + 1),
         ),
         [
+          `script ${store.keys.presence('/other').clients}`,
           'zadd',
           'set',
           `script ${store.keys.presence('/other').clients}`,
@@ -514,8 +534,9 @@ describe('RedisStore on one Redis', () => {
             T + 2,
           ),
         ),
-        ['set', `script ${keys.clients}`],
-        'an edited profile is written before the heartbeat that carries it',
+        ['set', `script ${keys.clients}`, `script ${keys.clients}`],
+        'an edited profile is written before the heartbeat that carries it (the full script: the ' +
+          "channel's fingerprint of it changes)",
       );
       assert.deepEqual(
         await roundTrips(() =>
@@ -529,8 +550,14 @@ describe('RedisStore on one Redis', () => {
         await roundTrips(() =>
           store.present('/site/online', user(3), 'tab', 5000, PUBLIC, T + 3),
         ),
-        ['zadd', 'set', 'zadd', `script ${keys.clients}`],
-        'with events: sweep index, profile and event index before the state',
+        [
+          'set',
+          `script ${keys.clients}`,
+          'zadd',
+          'zadd',
+          `script ${keys.clients}`,
+        ],
+        'with events: profile, sweep index and event index before the state',
       );
       assert.deepEqual(
         await roundTrips(() =>

@@ -308,9 +308,18 @@ export class RedisStore implements PresenceStore {
     const known = `${channel}\n${member.id}:${clientId}`;
     const clientKnown = (this.#knownClients.get(known) ?? -Infinity) > now;
     const memberTag = `${member.id}:${this.#clientTag(clientId)}`;
-    // The ordinary heartbeat (a client this process knows, with the profile it wrote, on a channel that
-    // lists everyone): a small script moves its expiry, or says that the full one must run.
-    if (clientKnown && profile.refreshAt > now && shownLimit === '') {
+    // On a channel that lists everyone, a present is first tried as the ordinary heartbeat: a small
+    // script moves the client's expiry, or answers that the full one must run (the client or its user is
+    // not there, the profile or the rules changed, the TTLs or the sweep index are due). It needs no write
+    // before it (it never makes a user newly present), so it is tried for clients this process does not
+    // know too: at scale most heartbeats reach a process that has not seen the client lately. An enter
+    // then costs one more round trip, on a script that answers at its first command.
+    let profileWritten = false;
+    if (shownLimit === '') {
+      const profileWrite =
+        profile.refreshAt > now
+          ? undefined
+          : this.#writeProfile(member.id, profile, now);
       const done = await this.#run('heartbeat', entry.heartbeatKeys, [
         memberTag,
         member.id,
@@ -319,6 +328,10 @@ export class RedisStore implements PresenceStore {
         profile.fingerprint,
         rulesSignature,
       ]);
+      if (profileWrite) {
+        await profileWrite;
+        profileWritten = true;
+      }
       if (done === 1) {
         this.#knownClients.set(known, now + timeoutMs);
         return { changed: false, message: null };
@@ -333,7 +346,7 @@ export class RedisStore implements PresenceStore {
     // lately or does not know the client; a heartbeat of a known client with its known profile writes
     // nothing here either.
     const profileFirst =
-      clientKnown && profile.refreshAt > now
+      profileWritten || (clientKnown && profile.refreshAt > now)
         ? undefined
         : this.#writeProfile(member.id, profile, now);
     // While events are recorded, a client this process does not know may cause one (its user's first
@@ -382,7 +395,7 @@ export class RedisStore implements PresenceStore {
     this.#knownClients.set(known, now + timeoutMs);
     // The user is new here although this process believed both written: the store lost its state
     // (a Redis restart), so the profile may be gone too.
-    if (changed === 1 && !profileFirst)
+    if (changed === 1 && !profileFirst && !profileWritten)
       await this.#writeProfile(member.id, profile, now);
     if (newClient === 1) this.#count(1, firstClient);
     // Events of a client this process believed present (the store lost its state): indexed after the

@@ -115,10 +115,10 @@ describe('RedisStore on one Redis', () => {
     // The key counts of the EVALSHAs the store sends: 3 is the heartbeat script, 9 the present script.
     const sent: number[] = [];
     const sendCommand = connection.sendCommand.bind(connection);
-    connection.sendCommand = ((command, ...rest: unknown[]) => {
+    connection.sendCommand = (command, ...rest: unknown[]) => {
       if (command.name === 'evalsha') sent.push(Number(command.args[1]));
       return (sendCommand as (...args: unknown[]) => unknown)(command, ...rest);
-    }) as Redis['sendCommand'];
+    };
     const channel = '/site/online';
     const keys = store.keys.presence(channel);
     const heartbeat = async (now: number, rules = PUBLIC) => {

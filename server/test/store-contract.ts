@@ -209,6 +209,33 @@ export function runStoreContract(name: string, makeStore: StoreFactory): void {
     shownContract(() => store, connect);
 
     describe('present and leave', () => {
+      it("applies one caller's calls for a client in call order, awaited or not", async () => {
+        const calls = [
+          store.present(CHANNEL, user(1), 'tab', 60_000, PUBLIC, T),
+          store.leave(CHANNEL, 1, 'tab', PUBLIC, T + 1),
+          store.present(CHANNEL, user(1), 'tab', 60_000, PUBLIC, T + 2),
+          store.present(CHANNEL, user(1), 'tab', 60_000, PUBLIC, T + 3),
+          store.leave(CHANNEL, 1, 'tab', PUBLIC, T + 4),
+        ];
+        const results = await Promise.all(calls);
+        assert.deepEqual(
+          results.map((r) => r.changed),
+          [true, true, true, false, true],
+        );
+        assert.equal((await store.state(CHANNEL, false, T + 5)).count, 0);
+        assert.deepEqual(
+          (await store.backlog(BUS, 0)).map((m) =>
+            Object.keys(m.data as object),
+          ),
+          [
+            ['entering_users'],
+            ['leaving_user_ids'],
+            ['entering_users'],
+            ['leaving_user_ids'],
+          ],
+        );
+      });
+
       it('announces a user once for their first client and once when their last client leaves', async () => {
         const recorder = await Recorder.start(store, [BUS]);
         const first = await store.present(

@@ -188,6 +188,8 @@ export class RedisStore implements PresenceStore {
   readonly #clientTags = new Lru<string, string>(KNOWN_CLIENTS_SIZE);
   /** Profiles this process wrote (user id → what and until when it need not write it again). */
   readonly #knownProfiles = new Lru<number, KnownProfile>(KNOWN_PROFILES_SIZE);
+  /** Per channel and client, the present or leave still running (see #inOrder). */
+  readonly #running = new Map<string, Promise<unknown>>();
   readonly #stateCache: StateCache;
 
   /** Counter deltas not written yet, and the timer that writes them (see `#count`). */
@@ -287,7 +289,36 @@ export class RedisStore implements PresenceStore {
       now,
       maxUsers,
     );
+    return this.#inOrder(`${channel}\n${member.id}:${clientId}`, () =>
+      this.#present(channel, member, clientId, timeoutMs, checked, now, limit),
+    );
+  }
 
+  /**
+   * Runs `run` after the present or leave of the same channel and client (`key`) that is still running,
+   * if any: one caller's calls for a client apply in the order they were made, although a present may
+   * take two round trips (the short heartbeat script, then the full one) and a leave one.
+   */
+  #inOrder<T>(key: string, run: () => Promise<T>): Promise<T> {
+    const before = this.#running.get(key);
+    const mine = before ? before.then(run, run) : run();
+    this.#running.set(key, mine);
+    const forget = (): void => {
+      if (this.#running.get(key) === mine) this.#running.delete(key);
+    };
+    mine.then(forget, forget);
+    return mine;
+  }
+
+  async #present(
+    channel: string,
+    member: PresenceUser,
+    clientId: string,
+    timeoutMs: number,
+    checked: PublishRules,
+    now: number,
+    limit: number | null,
+  ): Promise<PresenceResult> {
     const entry = this.#channel(channel);
     const profile = this.#profileOf(member);
     const audience = checked.audience ? audienceJson(checked.audience) : '';
@@ -428,9 +459,22 @@ export class RedisStore implements PresenceStore {
   ): Promise<PresenceResult> {
     this.#assertOpen();
     const checked = checkStoreCall.leave(channel, userId, clientId, rules, now);
+    const known = `${channel}\n${userId}:${clientId}`;
+    return this.#inOrder(known, () =>
+      this.#leave(channel, userId, clientId, checked, now, known),
+    );
+  }
 
+  async #leave(
+    channel: string,
+    userId: number,
+    clientId: string,
+    checked: PublishRules | null,
+    now: number,
+    known: string,
+  ): Promise<PresenceResult> {
     const entry = this.#channel(channel);
-    this.#knownClients.delete(`${channel}\n${userId}:${clientId}`);
+    this.#knownClients.delete(known);
     // Indexed before the change that may record events (see EventLog); one connection keeps the order on
     // a single node, a cluster awaits it.
     const recording = this.events.recording;

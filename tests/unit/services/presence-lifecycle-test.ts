@@ -206,6 +206,23 @@ module(
       assert.true(channel.present);
     });
 
+    test('a fetched state that lists fewer users than it counts (maxUsersShown) sends nothing: I may be present unlisted', async function (assert) {
+      const presence = ctx.presence();
+      presence.setCurrentUser({ id: 1 });
+      const channel = presence.getChannel('/site/online');
+      await channel.enter();
+      ctx.server.states.set('/site/online', {
+        users: [user(2)],
+        count: 2,
+        last_message_id: 3,
+      });
+      await channel.subscribe();
+      ctx.clock.tick(1_000);
+      await settled();
+      assert.strictEqual(ctx.server.updates.length, 1);
+      assert.strictEqual(channel.count, 2);
+    });
+
     test('a fetched state with me in it sends nothing', async function (assert) {
       const presence = ctx.presence();
       presence.setCurrentUser({ id: 1 });

@@ -289,8 +289,18 @@ export class RedisStore implements PresenceStore {
       now,
       maxUsers,
     );
-    return this.#inOrder(`${channel}\n${member.id}:${clientId}`, () =>
-      this.#present(channel, member, clientId, timeoutMs, checked, now, limit),
+    const known = `${channel}\n${member.id}:${clientId}`;
+    return this.#inOrder(known, () =>
+      this.#present(
+        channel,
+        member,
+        clientId,
+        timeoutMs,
+        checked,
+        now,
+        limit,
+        known,
+      ),
     );
   }
 
@@ -318,6 +328,7 @@ export class RedisStore implements PresenceStore {
     checked: PublishRules,
     now: number,
     limit: number | null,
+    known: string,
   ): Promise<PresenceResult> {
     const entry = this.#channel(channel);
     const profile = this.#profileOf(member);
@@ -336,7 +347,6 @@ export class RedisStore implements PresenceStore {
     // expire). A heartbeat of a client this process knows writes nothing shared. On one node the two
     // commands go out in order on one connection; a cluster keeps the index in another slot, so it is
     // awaited first.
-    const known = `${channel}\n${member.id}:${clientId}`;
     const clientKnown = (this.#knownClients.get(known) ?? -Infinity) > now;
     const memberTag = `${member.id}:${this.#clientTag(clientId)}`;
     // On a channel that lists everyone, a present is first tried as the ordinary heartbeat: a small

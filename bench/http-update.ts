@@ -110,8 +110,9 @@ async function startCli(
       CLI,
       '--port',
       '0',
-      '--jwt-secret',
-      secret,
+      // `=` form: a secret may begin with "-", which a separate argument
+      // would make parseArgs read as an option.
+      `--jwt-secret=${secret}`,
       '--config',
       CLI_CONFIG,
       ...(redis

@@ -23,6 +23,9 @@ interface RoundResult {
   p99: number;
   max: number;
   rssHeld: number;
+  /** CPU µs per poll from the enter until every poll had its answer: the server's, then the runner's. */
+  serverCpu: number;
+  runnerCpu: number;
 }
 
 interface TargetResult {
@@ -109,8 +112,10 @@ async function fanOut(
         30_000,
         `${count} held polls`,
       );
-      const rssHeld = (await server.stats()).rss;
+      const held = await server.stats();
+      const rssHeld = held.rss;
 
+      const runnerCpu0 = process.cpuUsage();
       const t0 = nowMs();
       early = -Infinity;
       const fired = presence
@@ -126,6 +131,10 @@ async function fanOut(
         `delivery to ${count} polls`,
       );
       const triggerAnswer = await fired;
+      const runnerCpu = process.cpuUsage(runnerCpu0);
+      // Read right after the last answer: includes one stats call, and whatever the server still does
+      // for the enter after answering it (nothing much: its message is out).
+      const serverCpu = (await server.stats()).cpuMicros - held.cpuMicros;
       if (triggerAnswer.status !== 200)
         throw new Error(
           `trigger answered ${triggerAnswer.status}: ${triggerAnswer.body}`,
@@ -151,6 +160,8 @@ async function fanOut(
         p99: percentile(latencies, 99),
         max: percentile(latencies, 100),
         rssHeld,
+        serverCpu: serverCpu / count,
+        runnerCpu: (runnerCpu.user + runnerCpu.system) / count,
       });
     }
   } finally {
@@ -258,7 +269,13 @@ const bench: Bench = {
           `${fmt(ratio(p99, base99))}×`,
           `${fmt(rssHeld / 2 ** 20)} MiB`,
           `${fmt((rssHeld - target.rssFresh) / count / 1024)} KiB`,
+          med(key, (r) => r.serverCpu),
+          med(key, (r) => r.runnerCpu),
         ]);
+        figures[`${kind} ${count} server cpu us/poll`] = med(
+          key,
+          (r) => r.serverCpu,
+        );
       }
     }
     const top = sizes.counts[sizes.counts.length - 1]!;
@@ -281,6 +298,8 @@ const bench: Bench = {
             'p99 × baseline',
             'server RSS held',
             'RSS per poll',
+            'server CPU µs/poll',
+            'runner CPU µs/poll',
           ],
           rows,
         },
@@ -302,6 +321,7 @@ const bench: Bench = {
       notes: [
         `${sizes.rounds} rounds per size; the enter is a real POST /presence/update on its own connection, timed from just before it is written; the server is the real createApp with maxHeldPolls raised to 20,000 (default 1,000 per process).`,
         'RSS per poll = (RSS with the polls held − RSS of the freshly started server) / polls: socket, request/response objects, watch, timer (an upper bound for the smaller sizes, which run first).',
+        'CPU µs/poll = CPU (user + system) from the enter until every poll had its answer, divided by the polls: the server process\'s (read by an IPC stats call right after the last answer; it includes the enter itself and, on Redis, the pub/sub hop) and the runner\'s, which parses every answer (its cost grows with the answer\'s bytes: the bus answers with its no-cache headers and the enter message, the baseline with one header and `[{"fired":"go"}]`).',
       ],
       figures,
     };

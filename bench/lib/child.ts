@@ -6,8 +6,13 @@ import type { ChildConfig } from './server-child.js';
 export interface ChildServer {
   port: number;
   pid: number;
-  /** `{ rss, heapUsed, heldPolls? }` of the server process. */
-  stats(): Promise<{ rss: number; heapUsed: number; heldPolls?: number }>;
+  /** `{ rss, heapUsed, cpuMicros, heldPolls? }` of the server process (CPU: user + system so far). */
+  stats(): Promise<{
+    rss: number;
+    heapUsed: number;
+    cpuMicros: number;
+    heldPolls?: number;
+  }>;
   /** Closes the server (and its store) and waits for the process to exit. */
   close(): Promise<void>;
 }

@@ -59,10 +59,11 @@ export const NO_CACHE_HEADERS: Readonly<Record<string, string>> = Object.freeze(
   },
 );
 
-const JSON_HEADERS = {
+/** The headers of every JSON answer of a poll. */
+export const JSON_HEADERS: Readonly<Record<string, string>> = Object.freeze({
   ...NO_CACHE_HEADERS,
   'Content-Type': 'application/json; charset=utf-8',
-};
+});
 
 const STREAM_HEADERS = {
   ...NO_CACHE_HEADERS,

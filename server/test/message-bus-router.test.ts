@@ -577,6 +577,23 @@ describe('message-bus router: long polling (Dont-Chunk: true)', () => {
       [['/b', msgId(1)]],
     );
   });
+  it('answers a held long poll in one piece: Content-Length, not chunked, with the no-cache headers', async () => {
+    const { origin, bus, server } = await serve();
+    const open = openPoll(origin, { dontChunk: true, body: { '/a': 0 } });
+    await until(
+      () => server.router.stats().listeners === 1,
+      'the poll is held',
+    );
+    await bus.publish('/a', 'hello');
+    const { status, headers } = await open.response;
+    const body = await open.body;
+    assert.equal(status, 200);
+    assert.equal(headers['transfer-encoding'], undefined);
+    assert.equal(headers['content-length'], String(Buffer.byteLength(body)));
+    assert.equal(headers['content-type'], JSON_TYPE);
+    assertNoCache(headers);
+    assert.equal((JSON.parse(body) as WireMessage[])[0]!.data, 'hello');
+  });
 });
 
 describe('message-bus router: chunked streaming', () => {

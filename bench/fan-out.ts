@@ -72,6 +72,8 @@ async function fanOut(
   presence: boolean,
   nextUser: () => number,
   rssFresh: number,
+  /** Given: each round's delivery is CPU-profiled in the server, and the file handed here. */
+  profile?: (file: string) => void,
 ): Promise<TargetResult> {
   const clients: RawClient[] = await connectMany(server.port, count);
   const trigger: RawClient[] = await connectMany(server.port, 1);
@@ -113,6 +115,7 @@ async function fanOut(
         `${count} held polls`,
       );
       const held = await server.stats();
+      if (profile) await server.profileStart();
       const rssHeld = held.rss;
 
       const runnerCpu0 = process.cpuUsage();
@@ -135,6 +138,7 @@ async function fanOut(
       // Read right after the last answer: includes one stats call, and whatever the server still does
       // for the enter after answering it (nothing much: its message is out).
       const serverCpu = (await server.stats()).cpuMicros - held.cpuMicros;
+      if (profile) profile(await server.profileStop());
       if (triggerAnswer.status !== 200)
         throw new Error(
           `trigger answered ${triggerAnswer.status}: ${triggerAnswer.body}`,
@@ -186,54 +190,49 @@ const bench: Bench = {
     try {
       // Started together; a failed start still closes the others (finally below).
       const keep = (s: ChildServer): ChildServer => (servers.push(s), s);
-      const [baseline, redisServer, memoryServer] = await Promise.all([
-        startServer({ kind: 'event-baseline' }).then(keep),
-        startServer({
-          kind: 'fanout',
-          store: 'redis',
-          redisUrl: context.redisUrl,
-          keyPrefix: prefix,
-        }).then(keep),
-        startServer({ kind: 'fanout', store: 'memory' }).then(keep),
-      ]);
+      const [baseline, expressBaseline, redisServer, memoryServer] =
+        await Promise.all([
+          startServer({ kind: 'event-baseline' }).then(keep),
+          startServer({ kind: 'event-express' }).then(keep),
+          startServer({
+            kind: 'fanout',
+            store: 'redis',
+            redisUrl: context.redisUrl,
+            keyPrefix: prefix,
+          }).then(keep),
+          startServer({ kind: 'fanout', store: 'memory' }).then(keep),
+        ]);
+      // BENCH_PROFILE_DIR=<dir>: CPU-profile each delivery to the most polls, in every server.
+      const profileDir = process.env['BENCH_PROFILE_DIR'];
+      const top = sizes.counts[sizes.counts.length - 1];
+      const profileOf = (count: number) =>
+        profileDir && count === top
+          ? (file: string) => context.log(`CPU profile of a delivery: ${file}`)
+          : undefined;
       const fresh = new Map<ChildServer, number>();
       for (const server of servers)
         fresh.set(server, (await server.stats()).rss);
+      const targets: [string, ChildServer, boolean][] = [
+        ['event', baseline, false],
+        ['express', expressBaseline, false],
+        ['redis', redisServer, true],
+        ['memory', memoryServer, true],
+      ];
       for (const count of sizes.counts) {
         context.log(`${count} polls`);
-        measured.set(
-          `event|${count}`,
-          await fanOut(
-            baseline,
-            count,
-            sizes.rounds,
-            false,
-            nextUser,
-            fresh.get(baseline)!,
-          ),
-        );
-        measured.set(
-          `redis|${count}`,
-          await fanOut(
-            redisServer,
-            count,
-            sizes.rounds,
-            true,
-            nextUser,
-            fresh.get(redisServer)!,
-          ),
-        );
-        measured.set(
-          `memory|${count}`,
-          await fanOut(
-            memoryServer,
-            count,
-            sizes.rounds,
-            true,
-            nextUser,
-            fresh.get(memoryServer)!,
-          ),
-        );
+        for (const [kind, server, presence] of targets)
+          measured.set(
+            `${kind}|${count}`,
+            await fanOut(
+              server,
+              count,
+              sizes.rounds,
+              presence,
+              nextUser,
+              fresh.get(server)!,
+              profileOf(count),
+            ),
+          );
       }
     } finally {
       await Promise.all(servers.map((s) => s.close()));
@@ -248,12 +247,13 @@ const bench: Bench = {
       median(measured.get(key)!.rounds.map(pick));
     const labels: Record<string, string> = {
       event: 'baseline: EventEmitter',
+      express: 'baseline: EventEmitter behind Express',
       redis: 'message bus, RedisStore',
       memory: 'message bus, MemoryStore',
     };
     for (const count of sizes.counts) {
       const base99 = med(`event|${count}`, (r) => r.p99);
-      for (const kind of ['event', 'redis', 'memory']) {
+      for (const kind of ['event', 'express', 'redis', 'memory']) {
         const key = `${kind}|${count}`;
         const target = measured.get(key)!;
         const rssHeld = med(key, (r) => r.rssHeld);
@@ -317,11 +317,37 @@ const bench: Bench = {
           measured: `${fmt(versus)}×`,
           met: context.smoke ? null : versus <= 1.3,
         },
+        {
+          what: `where the time goes at ${top} polls (p99, server CPU per poll)`,
+          target: 'informational',
+          measured: [
+            `Express alone ${fmt(
+              ratio(
+                med(`express|${top}`, (r) => r.p99),
+                med(`event|${top}`, (r) => r.p99),
+              ),
+            )}× the bare baseline (${fmt(med(`express|${top}`, (r) => r.serverCpu))} vs ${fmt(med(`event|${top}`, (r) => r.serverCpu))} µs)`,
+            `the bus on the memory store ${fmt(
+              ratio(
+                med(`memory|${top}`, (r) => r.p99),
+                med(`express|${top}`, (r) => r.p99),
+              ),
+            )}× the Express baseline (${fmt(med(`memory|${top}`, (r) => r.serverCpu))} µs)`,
+            `the Redis hop ${fmt(
+              ratio(
+                p99,
+                med(`memory|${top}`, (r) => r.p99),
+              ),
+            )}× the memory store (${fmt(med(`redis|${top}`, (r) => r.serverCpu))} µs)`,
+          ].join('; '),
+          met: null,
+        },
       ],
       notes: [
         `${sizes.rounds} rounds per size; the enter is a real POST /presence/update on its own connection, timed from just before it is written; the server is the real createApp with maxHeldPolls raised to 20,000 (default 1,000 per process).`,
         'RSS per poll = (RSS with the polls held − RSS of the freshly started server) / polls: socket, request/response objects, watch, timer (an upper bound for the smaller sizes, which run first).',
-        'CPU µs/poll = CPU (user + system) from the enter until every poll had its answer, divided by the polls: the server process\'s (read by an IPC stats call right after the last answer; it includes the enter itself and, on Redis, the pub/sub hop) and the runner\'s, which parses every answer (its cost grows with the answer\'s bytes: the bus answers with its no-cache headers and the enter message, the baseline with one header and `[{"fired":"go"}]`).',
+        'CPU µs/poll = CPU (user + system) from the enter until every poll had its answer, divided by the polls: the server process\'s (read by an IPC stats call right after the last answer; it includes the enter itself and, on Redis, the pub/sub hop) and the runner\'s, which parses every answer (its cost grows with the answer\'s bytes: the bus answers with its no-cache headers and the enter message, the baselines with the same headers and `[{"fired":"go"}]`).',
+        "Baselines: one EventEmitter listener answers every held request in one pass, in a bare `node:http` server and behind Express (the same handler as the app's only middleware). Express switches the prototype of every request's `req` and `res` to its own; V8 then handles every property the answer writes on those `res` objects on a slow path, which is what the second baseline measures.",
       ],
       figures,
     };

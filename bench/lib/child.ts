@@ -13,6 +13,10 @@ export interface ChildServer {
     cpuMicros: number;
     heldPolls?: number;
   }>;
+  /** Starts a V8 CPU profile of the server process (see {@link ChildServer.profileStop}). */
+  profileStart(): Promise<void>;
+  /** Stops it and writes it to `$BENCH_PROFILE_DIR` (default: the temp directory); resolves to the file. */
+  profileStop(): Promise<string>;
   /** Closes the server (and its store) and waits for the process to exit. */
   close(): Promise<void>;
 }
@@ -80,6 +84,10 @@ export async function startServer(config: ChildConfig): Promise<ChildServer> {
     port,
     pid: child.pid!,
     stats: () => call('stats') as ReturnType<ChildServer['stats']>,
+    profileStart: async () => {
+      await call('profileStart');
+    },
+    profileStop: () => call('profileStop') as Promise<string>,
     close: async () => {
       if (child.exitCode === null && child.connected) {
         await call('close').catch(() => undefined);

@@ -12,9 +12,14 @@
  * - `fanout`: the same, with `maxHeldPolls` (and the per-address cap) raised to hold every poll of the
  *   bench;
  * - `event-baseline`: a bare `node:http` server holding requests and answering them all on one
- *   `EventEmitter` emit.
+ *   `EventEmitter` emit;
+ * - `event-express`: the same handler behind Express.
  */
 import { EventEmitter } from 'node:events';
+import { writeFile } from 'node:fs/promises';
+import { Session } from 'node:inspector/promises';
+import os from 'node:os';
+import path from 'node:path';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -28,7 +33,13 @@ import demoConfig from '../../server/config/demo.js';
 
 /** How the child is configured (JSON in BENCH_SERVER). */
 export interface ChildConfig {
-  kind: 'bare-form' | 'presence' | 'fanout' | 'event-baseline' | 'demo';
+  kind:
+    | 'bare-form'
+    | 'presence'
+    | 'fanout'
+    | 'event-baseline'
+    | 'event-express'
+    | 'demo';
   store?: 'memory' | 'redis';
   redisUrl?: string;
   keyPrefix?: string;
@@ -121,7 +132,8 @@ async function start(config: ChildConfig): Promise<Running> {
         close: () => app.presence.close(),
       };
     }
-    case 'event-baseline': {
+    case 'event-baseline':
+    case 'event-express': {
       // One listener releases every held request in one pass. (A `once` listener per request, as this
       // baseline had until 2026-12-03, costs O(n²): each removes itself from a 10,000-entry array.)
       const events = new EventEmitter();
@@ -137,7 +149,7 @@ async function start(config: ChildConfig): Promise<Running> {
             .writeHead(200, { ...headers, 'Content-Length': length })
             .end(body);
       });
-      const server = http.createServer((req, res) => {
+      const hold = (req: http.IncomingMessage, res: http.ServerResponse) => {
         const chunks: Buffer[] = [];
         req.on('data', (chunk: Buffer) => chunks.push(chunk));
         req.on('end', () => {
@@ -154,9 +166,18 @@ async function start(config: ChildConfig): Promise<Running> {
           held.add(res);
           res.on('close', () => held.delete(res));
         });
-      });
+      };
+      // event-express: the same handler as an Express app's only middleware, so the one difference is
+      // what Express does to every request (it switches req's and res's prototypes to its own).
+      let handler: http.RequestListener = hold;
+      if (config.kind === 'event-express') {
+        const app = express();
+        app.disable('x-powered-by');
+        app.use(hold);
+        handler = app;
+      }
       return {
-        server,
+        server: http.createServer(handler),
         stats: () => ({ heldPolls: held.size }),
         close: () => Promise.resolve(),
       };
@@ -176,6 +197,7 @@ async function main(): Promise<void> {
     server.listen({ host: '127.0.0.1', port: 0, backlog: 4096 }, resolve),
   );
   const { port } = server.address() as AddressInfo;
+  let profiler: Session | undefined;
   process.on('message', (message: { id: number; method: string }) => {
     void (async () => {
       let result: unknown;
@@ -188,6 +210,22 @@ async function main(): Promise<void> {
           heapUsed: memory.heapUsed,
           cpuMicros: cpu.user + cpu.system,
         };
+      } else if (message.method === 'profileStart') {
+        profiler ??= new Session();
+        profiler.connect();
+        await profiler.post('Profiler.enable');
+        await profiler.post('Profiler.start');
+        result = true;
+      } else if (message.method === 'profileStop') {
+        // Written where BENCH_PROFILE_DIR says; the answer is the file's path.
+        const { profile } = await profiler!.post('Profiler.stop');
+        profiler!.disconnect();
+        const file = path.join(
+          process.env['BENCH_PROFILE_DIR'] ?? os.tmpdir(),
+          `${config.kind}-${config.store ?? 'none'}-${process.pid}-${Date.now()}.cpuprofile`,
+        );
+        await writeFile(file, JSON.stringify(profile));
+        result = file;
       } else if (message.method === 'close') {
         await running.close();
         server.closeAllConnections();

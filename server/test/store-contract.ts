@@ -1493,6 +1493,11 @@ export function runStoreContract(name: string, makeStore: StoreFactory): void {
         await assert.rejects(extra.store.ping());
         await assert.rejects(extra.store.state(CHANNEL, false, T));
         await assert.rejects(extra.store.publish('/chat', 1, {}, T));
+        // Rejected promises, not throws: callers chain them without a try.
+        await assert.rejects(
+          extra.store.present(CHANNEL, user(1), 'tab', 60_000, PUBLIC, T),
+        );
+        await assert.rejects(extra.store.leave(CHANNEL, 1, 'tab', PUBLIC, T));
         await extra.cleanup();
       });
     });

@@ -108,6 +108,21 @@ const MAX_SWEEP_ROUNDS = 100;
  */
 const CHANNEL_CACHE_SIZE = 1024;
 
+/** A client's presents and leaves still running in this process, and the last one (see `#inOrder`). */
+interface Running {
+  pending: number;
+  last: Promise<unknown>;
+}
+
+const SETTLED: Promise<unknown> = Promise.resolve();
+
+/** `error` as a rejected promise, for the methods that check their call before returning one. */
+function rejected(error: unknown): Promise<never> {
+  return Promise.reject(
+    error instanceof Error ? error : new Error(String(error)),
+  );
+}
+
 /**
  * Clients this process has seen present (channel + client id → until when), so their heartbeats skip
  * the sweep-index write (see `present`). Bounded: a forgotten client only costs one extra ZADD.
@@ -188,8 +203,8 @@ export class RedisStore implements PresenceStore {
   readonly #clientTags = new Lru<string, string>(KNOWN_CLIENTS_SIZE);
   /** Profiles this process wrote (user id → what and until when it need not write it again). */
   readonly #knownProfiles = new Lru<number, KnownProfile>(KNOWN_PROFILES_SIZE);
-  /** Per channel and client, the present or leave still running (see #inOrder). */
-  readonly #running = new Map<string, Promise<unknown>>();
+  /** Per channel and client, the presents and leaves still running (see #inOrder). */
+  readonly #running = new Map<string, Running>();
   readonly #stateCache: StateCache;
 
   /** Counter deltas not written yet, and the timer that writes them (see `#count`). */
@@ -266,7 +281,9 @@ export class RedisStore implements PresenceStore {
     this.events = new RedisEventLog(this.#redis, this.keys, this.#run);
   }
 
-  async present(
+  // Not `async`: an async method returning #inOrder's promise would resolve its own with it, two more
+  // microtask hops and a promise per call. A refused call still answers with a rejected promise.
+  present(
     channel: string,
     user: PresenceUser,
     clientId: string,
@@ -275,22 +292,24 @@ export class RedisStore implements PresenceStore {
     now: number,
     maxUsers?: number | null,
   ): Promise<PresenceResult> {
-    this.#assertOpen();
-    const {
-      user: member,
-      rules: checked,
-      maxUsers: limit,
-    } = checkStoreCall.present(
-      channel,
-      user,
-      clientId,
-      timeoutMs,
-      rules,
-      now,
-      maxUsers,
-    );
+    let checkedCall: ReturnType<typeof checkStoreCall.present>;
+    try {
+      this.#assertOpen();
+      checkedCall = checkStoreCall.present(
+        channel,
+        user,
+        clientId,
+        timeoutMs,
+        rules,
+        now,
+        maxUsers,
+      );
+    } catch (error) {
+      return rejected(error);
+    }
+    const { user: member, rules: checked, maxUsers: limit } = checkedCall;
     const known = `${channel}\n${member.id}:${clientId}`;
-    return this.#inOrder(known, () =>
+    return this.#inOrder(known, (slot) =>
       this.#present(
         channel,
         member,
@@ -300,6 +319,7 @@ export class RedisStore implements PresenceStore {
         now,
         limit,
         known,
+        slot,
       ),
     );
   }
@@ -309,15 +329,30 @@ export class RedisStore implements PresenceStore {
    * if any: one caller's calls for a client apply in the order they were made, although a present may
    * take two round trips (the short heartbeat script, then the full one) and a leave one.
    */
-  #inOrder<T>(key: string, run: () => Promise<T>): Promise<T> {
-    const before = this.#running.get(key);
-    const mine = before ? before.then(run, run) : run();
-    this.#running.set(key, mine);
-    const forget = (): void => {
-      if (this.#running.get(key) === mine) this.#running.delete(key);
-    };
-    mine.then(forget, forget);
+  #inOrder<T>(key: string, run: (slot: Running) => Promise<T>): Promise<T> {
+    // The common case, nothing running for this client, allocates one small record and no promise: the
+    // body (#present, #leave) calls #settled from its own `finally`. A `.then` per call to forget the
+    // entry cost a heartbeat about 4 µs of this process's CPU (store-ops A/B).
+    const slot = this.#running.get(key);
+    if (slot) {
+      slot.pending += 1;
+      const next = (): Promise<T> => run(slot);
+      const mine = slot.last.then(next, next);
+      slot.last = mine;
+      return mine;
+    }
+    const fresh: Running = { pending: 1, last: SETTLED };
+    this.#running.set(key, fresh);
+    const mine = run(fresh);
+    fresh.last = mine;
     return mine;
+  }
+
+  /** One call of `slot` (see #inOrder) is over. */
+  #settled(key: string, slot: Running): void {
+    slot.pending -= 1;
+    if (slot.pending === 0 && this.#running.get(key) === slot)
+      this.#running.delete(key);
   }
 
   async #present(
@@ -329,149 +364,160 @@ export class RedisStore implements PresenceStore {
     now: number,
     limit: number | null,
     known: string,
+    slot: Running,
   ): Promise<PresenceResult> {
-    const entry = this.#channel(channel);
-    const profile = this.#profileOf(member);
-    const audience = checked.audience ? audienceJson(checked.audience) : '';
-    const shownLimit = checked.maxUsersShown ?? '';
-    const rulesSignature = entry.rulesSignature(
-      checked.countOnly,
-      checked.audience !== null,
-      audience,
-      shownLimit,
-    );
-    // The sweep index entry is written BEFORE the state when this process has not seen this client here
-    // within its timeout (ZADD LT: it only ever moves a channel's due time earlier). A crash at any
-    // instant then leaves at worst an index entry for a channel with nothing due, which the sweeper
-    // drops — never a present client that no sweep would ever find (it would stay visible until its keys
-    // expire). A heartbeat of a client this process knows writes nothing shared. On one node the two
-    // commands go out in order on one connection; a cluster keeps the index in another slot, so it is
-    // awaited first.
-    const clientKnown = (this.#knownClients.get(known) ?? -Infinity) > now;
-    const memberTag = `${member.id}:${this.#clientTag(clientId)}`;
-    // On a channel that lists everyone, a present is first tried as the ordinary heartbeat: a small
-    // script moves the client's expiry, or answers that the full one must run (the client or its user is
-    // not there, the profile or the rules changed, the TTLs or the sweep index are due). It needs no write
-    // before it (it never makes a user newly present), so it is tried for clients this process does not
-    // know too: at scale most heartbeats reach a process that has not seen the client lately. An enter
-    // then costs one more round trip, on a script that answers at its first command.
-    let profileWritten = false;
-    if (shownLimit === '') {
-      const profileWrite =
-        profile.refreshAt > now
+    try {
+      const entry = this.#channel(channel);
+      const profile = this.#profileOf(member);
+      const audience = checked.audience ? audienceJson(checked.audience) : '';
+      const shownLimit = checked.maxUsersShown ?? '';
+      const rulesSignature = entry.rulesSignature(
+        checked.countOnly,
+        checked.audience !== null,
+        audience,
+        shownLimit,
+      );
+      // The sweep index entry is written BEFORE the state when this process has not seen this client here
+      // within its timeout (ZADD LT: it only ever moves a channel's due time earlier). A crash at any
+      // instant then leaves at worst an index entry for a channel with nothing due, which the sweeper
+      // drops — never a present client that no sweep would ever find (it would stay visible until its keys
+      // expire). A heartbeat of a client this process knows writes nothing shared. On one node the two
+      // commands go out in order on one connection; a cluster keeps the index in another slot, so it is
+      // awaited first.
+      const clientKnown = (this.#knownClients.get(known) ?? -Infinity) > now;
+      const memberTag = `${member.id}:${this.#clientTag(clientId)}`;
+      // On a channel that lists everyone, a present is first tried as the ordinary heartbeat: a small
+      // script moves the client's expiry, or answers that the full one must run (the client or its user is
+      // not there, the profile or the rules changed, the TTLs or the sweep index are due). It needs no write
+      // before it (it never makes a user newly present), so it is tried for clients this process does not
+      // know too: at scale most heartbeats reach a process that has not seen the client lately. An enter
+      // then costs one more round trip, on a script that answers at its first command.
+      let profileWritten = false;
+      if (shownLimit === '') {
+        const profileWrite =
+          profile.refreshAt > now
+            ? undefined
+            : this.#writeProfile(member.id, profile, now);
+        const done = await this.#run('heartbeat', entry.heartbeatKeys, [
+          memberTag,
+          member.id,
+          now + timeoutMs,
+          now,
+          profile.fingerprint,
+          rulesSignature,
+        ]);
+        if (profileWrite) {
+          await profileWrite;
+          profileWritten = true;
+        }
+        if (done === 1) {
+          this.#knownClients.set(known, now + timeoutMs);
+          return { changed: false, message: null };
+        }
+      }
+      const userJson = JSON.stringify(member);
+      const indexFirst = clientKnown
+        ? undefined
+        : this.#redis.zadd(entry.sweepShard, 'LT', now + timeoutMs, channel);
+      // The profile, too, is written before the state that lists the user (a crash in between leaves a
+      // profile nobody lists, which expires), whenever this process has not written this very profile
+      // lately or does not know the client; a heartbeat of a known client with its known profile writes
+      // nothing here either.
+      const profileFirst =
+        profileWritten || (clientKnown && profile.refreshAt > now)
           ? undefined
           : this.#writeProfile(member.id, profile, now);
-      const done = await this.#run('heartbeat', entry.heartbeatKeys, [
+      // While events are recorded, a client this process does not know may cause one (its user's first
+      // client): the channel goes into the event index first, for the same reason (see EventLog).
+      const recording = this.events.recording;
+      const eventsFirst =
+        recording && !clientKnown
+          ? this.#redis.zadd(entry.eventShard, now, channel)
+          : undefined;
+      if (this.#isCluster && (indexFirst || profileFirst || eventsFirst))
+        await Promise.all([indexFirst, profileFirst, eventsFirst]);
+      const script = this.#run('present', entry.scriptKeys, [
         memberTag,
         member.id,
+        userJson,
         now + timeoutMs,
         now,
+        checked.countOnly ? '1' : '0',
+        checked.audience ? '1' : '0',
+        audience,
+        entry.busChannelJson,
+        limit === null ? '' : limit,
         profile.fingerprint,
+        recording ? '1' : '0',
+        shownLimit,
         rulesSignature,
       ]);
-      if (profileWrite) {
-        await profileWrite;
-        profileWritten = true;
-      }
-      if (done === 1) {
-        this.#knownClients.set(known, now + timeoutMs);
-        return { changed: false, message: null };
-      }
-    }
-    const userJson = JSON.stringify(member);
-    const indexFirst = clientKnown
-      ? undefined
-      : this.#redis.zadd(entry.sweepShard, 'LT', now + timeoutMs, channel);
-    // The profile, too, is written before the state that lists the user (a crash in between leaves a
-    // profile nobody lists, which expires), whenever this process has not written this very profile
-    // lately or does not know the client; a heartbeat of a known client with its known profile writes
-    // nothing here either.
-    const profileFirst =
-      profileWritten || (clientKnown && profile.refreshAt > now)
-        ? undefined
-        : this.#writeProfile(member.id, profile, now);
-    // While events are recorded, a client this process does not know may cause one (its user's first
-    // client): the channel goes into the event index first, for the same reason (see EventLog).
-    const recording = this.events.recording;
-    const eventsFirst =
-      recording && !clientKnown
-        ? this.#redis.zadd(entry.eventShard, now, channel)
-        : undefined;
-    if (this.#isCluster && (indexFirst || profileFirst || eventsFirst))
-      await Promise.all([indexFirst, profileFirst, eventsFirst]);
-    const script = this.#run('present', entry.scriptKeys, [
-      memberTag,
-      member.id,
-      userJson,
-      now + timeoutMs,
-      now,
-      checked.countOnly ? '1' : '0',
-      checked.audience ? '1' : '0',
-      audience,
-      entry.busChannelJson,
-      limit === null ? '' : limit,
-      profile.fingerprint,
-      recording ? '1' : '0',
-      shownLimit,
-      rulesSignature,
-    ]);
-    // An ordinary heartbeat wrote nothing first: await the script alone (no array, no extra ticks).
-    const reply =
-      indexFirst || profileFirst || eventsFirst
-        ? (
-            await Promise.all([indexFirst, profileFirst, eventsFirst, script])
-          )[3]
-        : await script;
-    const [
-      changed,
-      messageJson,
-      indexAt,
-      full,
-      newClient,
-      firstClient,
-      events,
-    ] = reply;
-    // Refused: nothing was written (the early index entry, if any, is dropped by the sweeper).
-    if (full === 1) return { changed: false, message: null, full: true };
-    this.#knownClients.set(known, now + timeoutMs);
-    // The user is new here although this process believed both written: the store lost its state
-    // (a Redis restart), so the profile may be gone too.
-    if (changed === 1 && !profileFirst && !profileWritten)
-      await this.#writeProfile(member.id, profile, now);
-    if (newClient === 1) this.#count(1, firstClient);
-    // Events of a client this process believed present (the store lost its state): indexed after the
-    // fact, the one case where a crash right here would leave them to the outbox's TTL.
-    if (events > 0 && !eventsFirst)
-      await this.#indexEvents(channel, entry, now);
+      // An ordinary heartbeat wrote nothing first: await the script alone (no array, no extra ticks).
+      const reply =
+        indexFirst || profileFirst || eventsFirst
+          ? (
+              await Promise.all([indexFirst, profileFirst, eventsFirst, script])
+            )[3]
+          : await script;
+      const [
+        changed,
+        messageJson,
+        indexAt,
+        full,
+        newClient,
+        firstClient,
+        events,
+      ] = reply;
+      // Refused: nothing was written (the early index entry, if any, is dropped by the sweeper).
+      if (full === 1) return { changed: false, message: null, full: true };
+      this.#knownClients.set(known, now + timeoutMs);
+      // The user is new here although this process believed both written: the store lost its state
+      // (a Redis restart), so the profile may be gone too.
+      if (changed === 1 && !profileFirst && !profileWritten)
+        await this.#writeProfile(member.id, profile, now);
+      if (newClient === 1) this.#count(1, firstClient);
+      // Events of a client this process believed present (the store lost its state): indexed after the
+      // fact, the one case where a crash right here would leave them to the outbox's TTL.
+      if (events > 0 && !eventsFirst)
+        await this.#indexEvents(channel, entry, now);
 
-    if (indexAt !== null) {
-      // The due time got earlier while a sweeper may have been re-scoring the entry (its compare-and-set
-      // could have removed it between our first ZADD and the script): write it again. A plain ZADD (not
-      // LT): the sweeper's compare-and-set must see the score change even if its stale entry was lower.
-      await this.#redis
-        .zadd(entry.sweepShard, indexAt, channel)
-        .catch((error: unknown) => {
-          this.#onError(
-            error,
-            `could not index ${channel} for the sweep; a later present retries`,
-          );
-        });
+      if (indexAt !== null) {
+        // The due time got earlier while a sweeper may have been re-scoring the entry (its compare-and-set
+        // could have removed it between our first ZADD and the script): write it again. A plain ZADD (not
+        // LT): the sweeper's compare-and-set must see the score change even if its stale entry was lower.
+        await this.#redis
+          .zadd(entry.sweepShard, indexAt, channel)
+          .catch((error: unknown) => {
+            this.#onError(
+              error,
+              `could not index ${channel} for the sweep; a later present retries`,
+            );
+          });
+      }
+      return { changed: changed === 1, message: parseMessage(messageJson) };
+    } finally {
+      this.#settled(known, slot);
     }
-    return { changed: changed === 1, message: parseMessage(messageJson) };
   }
 
-  async leave(
+  // Not `async`, as `present`.
+  leave(
     channel: string,
     userId: number,
     clientId: string,
     rules: PublishRules | null,
     now: number,
   ): Promise<PresenceResult> {
-    this.#assertOpen();
-    const checked = checkStoreCall.leave(channel, userId, clientId, rules, now);
+    let checked: PublishRules | null;
+    try {
+      this.#assertOpen();
+      checked = checkStoreCall.leave(channel, userId, clientId, rules, now);
+    } catch (error) {
+      return rejected(error);
+    }
     const known = `${channel}\n${userId}:${clientId}`;
-    return this.#inOrder(known, () =>
-      this.#leave(channel, userId, clientId, checked, now, known),
+    return this.#inOrder(known, (slot) =>
+      this.#leave(channel, userId, clientId, checked, now, known, slot),
     );
   }
 
@@ -482,33 +528,37 @@ export class RedisStore implements PresenceStore {
     checked: PublishRules | null,
     now: number,
     known: string,
+    slot: Running,
   ): Promise<PresenceResult> {
-    const entry = this.#channel(channel);
-    this.#knownClients.delete(known);
-    // Indexed before the change that may record events (see EventLog); one connection keeps the order on
-    // a single node, a cluster awaits it.
-    const recording = this.events.recording;
-    const eventsFirst = recording
-      ? this.#redis.zadd(entry.eventShard, now, channel)
-      : undefined;
-    if (this.#isCluster && eventsFirst) await eventsFirst;
-    const script = this.#run('leave', entry.scriptKeys, [
-      `${userId}:${this.#clientTag(clientId)}`,
-      userId,
-      now,
-      checked ? '1' : '0',
-      checked?.countOnly ? '1' : '0',
-      checked?.audience ? '1' : '0',
-      checked?.audience ? audienceJson(checked.audience) : '',
-      entry.busChannelJson,
-      recording ? '1' : '0',
-    ]);
-    const [, [changed, messageJson, removed, lastClient]] = await Promise.all([
-      eventsFirst,
-      script,
-    ]);
-    if (removed === 1) this.#count(-1, lastClient === 1 ? -1 : 0);
-    return { changed: changed === 1, message: parseMessage(messageJson) };
+    try {
+      const entry = this.#channel(channel);
+      this.#knownClients.delete(known);
+      // Indexed before the change that may record events (see EventLog); one connection keeps the order on
+      // a single node, a cluster awaits it.
+      const recording = this.events.recording;
+      const eventsFirst = recording
+        ? this.#redis.zadd(entry.eventShard, now, channel)
+        : undefined;
+      if (this.#isCluster && eventsFirst) await eventsFirst;
+      const script = this.#run('leave', entry.scriptKeys, [
+        `${userId}:${this.#clientTag(clientId)}`,
+        userId,
+        now,
+        checked ? '1' : '0',
+        checked?.countOnly ? '1' : '0',
+        checked?.audience ? '1' : '0',
+        checked?.audience ? audienceJson(checked.audience) : '',
+        entry.busChannelJson,
+        recording ? '1' : '0',
+      ]);
+      const [, [changed, messageJson, removed, lastClient]] = await Promise.all(
+        [eventsFirst, script],
+      );
+      if (removed === 1) this.#count(-1, lastClient === 1 ? -1 : 0);
+      return { changed: changed === 1, message: parseMessage(messageJson) };
+    } finally {
+      this.#settled(known, slot);
+    }
   }
 
   async state(

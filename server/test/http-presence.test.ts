@@ -79,6 +79,28 @@ describe('GET /presence/get (batched channels[])', () => {
     );
   });
 
+  it('answers uncacheable: Cache-Control no-store, an exact Content-Length, no ETag (so never a 304)', async () => {
+    const a = app();
+    await a.presence.present(allowedUser, CHANNELS.public, 'tab-1');
+    const path = `/presence/get?${getQuery([CHANNELS.public])}`;
+    const res = await request(a).get(path).expect(200);
+    assert.equal(res.headers['cache-control'], 'no-store');
+    assert.equal(
+      res.headers['content-type'],
+      'application/json; charset=utf-8',
+    );
+    assert.equal(
+      res.headers['content-length'],
+      String(Buffer.byteLength(res.text)),
+    );
+    assert.equal(res.headers['etag'], undefined);
+    // A client (or proxy) that revalidates still gets the current state, never "not modified".
+    await request(a).get(path).set('If-None-Match', '*').expect(200);
+    // Errors too.
+    const bad = await request(a).get('/presence/get').expect(400);
+    assert.equal(bad.headers['cache-control'], 'no-store');
+  });
+
   it('removes duplicates and accepts 50 unique names', async () => {
     const names = Array.from({ length: 50 }, (_, i) => `/pub/r${i}`);
     const res = await request(app())

@@ -123,8 +123,14 @@ export async function resolveUser(
 }
 
 function send(res: Response, result: HandlerResponse): void {
-  // Presence is per-user and changes every second: no cache may keep or share it.
-  res.status(result.status).set('Cache-Control', 'no-store');
+  const body = JSON.stringify(result.body);
+  // Presence is per-user and changes every second: no cache may keep or share it. Written by hand rather
+  // than with `res.json`: Express would hash every body for an ETag that `no-store` makes useless (on a
+  // 10,000-user state, 1.2 MB, a SHA-1 and a second copy of the body per GET).
+  res.status(result.status);
+  res.setHeader('Cache-Control', 'no-store');
+  res.setHeader('Content-Type', 'application/json; charset=utf-8');
   if (result.headers) res.set(result.headers);
-  res.json(result.body);
+  res.setHeader('Content-Length', Buffer.byteLength(body));
+  res.end(body);
 }

@@ -1,7 +1,8 @@
 --[[
-  The heartbeat of a client the calling process knows, with the profile it last wrote: moves the client's
-  expiry and nothing else, in three commands and few arguments. Anything less ordinary answers 0 with
-  nothing written, and the caller runs presence-present.lua instead, which handles every case:
+  The ordinary heartbeat, tried first for every present on a channel that lists everyone, from any process
+  (it never makes a user newly present, so it needs no write before it): moves the client's expiry and
+  nothing else, in three commands and few arguments. Anything less ordinary (an enter included) answers 0
+  with nothing written, and the caller runs presence-present.lua instead, which handles every case:
   the client or its user's entry is gone (the store lost them), the profile changed, the channel's rules
   changed (their signature `rs`, written by presence-present.lua, differs), the channel's TTLs are due for
   their refresh, or the sweep index needs the channel's due time again.

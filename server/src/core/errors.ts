@@ -227,3 +227,8 @@ export function toErrorBody(err: unknown): ErrorBody {
   }
   return toErrorResponse(err).body;
 }
+
+/** `value` if it is an Error, else an Error carrying its text: what a rejection or a throw should carry. */
+export function asError(value: unknown): Error {
+  return value instanceof Error ? value : new Error(String(value));
+}

@@ -1,6 +1,7 @@
 import { Redis, type Cluster, type RedisOptions } from 'ioredis';
 
 import { presenceBusChannel } from '../core/bus-messages.js';
+import { asError } from '../core/errors.js';
 import { ListenerRegistry } from '../core/listener-registry.js';
 import { Lru } from '../core/lru.js';
 import { retention, type RetentionOptions } from '../core/retention.js';
@@ -115,13 +116,6 @@ interface Running {
 }
 
 const SETTLED: Promise<unknown> = Promise.resolve();
-
-/** `error` as a rejected promise, for the methods that check their call before returning one. */
-function rejected(error: unknown): Promise<never> {
-  return Promise.reject(
-    error instanceof Error ? error : new Error(String(error)),
-  );
-}
 
 /**
  * Clients this process has seen present (channel + client id → until when), so their heartbeats skip
@@ -305,7 +299,7 @@ export class RedisStore implements PresenceStore {
         maxUsers,
       );
     } catch (error) {
-      return rejected(error);
+      return Promise.reject(asError(error));
     }
     const { user: member, rules: checked, maxUsers: limit } = checkedCall;
     const known = `${channel}\n${member.id}:${clientId}`;
@@ -513,7 +507,7 @@ export class RedisStore implements PresenceStore {
       this.#assertOpen();
       checked = checkStoreCall.leave(channel, userId, clientId, rules, now);
     } catch (error) {
-      return rejected(error);
+      return Promise.reject(asError(error));
     }
     const known = `${channel}\n${userId}:${clientId}`;
     return this.#inOrder(known, (slot) =>

@@ -1,4 +1,5 @@
 import { consoleLogger, type Logger } from '../logger.js';
+import { asError } from '../errors.js';
 import type { PresenceStore } from '../store.js';
 import { storeArgs } from '../store-args.js';
 import type { Audience, BusMessage, Clock } from '../types.js';
@@ -356,19 +357,13 @@ export class MessageBus {
         cursor,
         requester,
         (messages) => settle(() => resolve(messages)),
-        (error) =>
-          settle(() =>
-            reject(error instanceof Error ? error : new Error(String(error))),
-          ),
+        (error) => settle(() => reject(asError(error))),
       ).then(
         (started) => {
           if (settled) started.close();
           else watch = started;
         },
-        (error: unknown) =>
-          settle(() =>
-            reject(error instanceof Error ? error : new Error(String(error))),
-          ),
+        (error: unknown) => settle(() => reject(asError(error))),
       );
     });
   }
